@@ -1,0 +1,1 @@
+"""charter's Prefect flows (orchestration only) and its command line."""
