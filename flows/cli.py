@@ -39,7 +39,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-constitution_app = typer.Typer(help="Validate, show, diff and import constitution files.", no_args_is_help=True)
+constitution_app = typer.Typer(
+    help="Validate, show, diff and import constitution files.", no_args_is_help=True
+)
 app.add_typer(constitution_app, name="constitution")
 
 out = Console(soft_wrap=True)
@@ -47,11 +49,15 @@ err = Console(stderr=True, soft_wrap=True)
 
 StoreOption = Annotated[
     Path,
-    typer.Option("--store", envvar="CHARTER_STORE", help="Store directory (default ./store or $CHARTER_STORE)."),
+    typer.Option(
+        "--store", envvar="CHARTER_STORE", help="Store directory (default ./store or $CHARTER_STORE)."
+    ),
 ]
 
 
-def _run_ingest(store: Path, constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSpec]) -> None:
+def _run_ingest(
+    store: Path, constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSpec]
+) -> None:
     preflight(constitutions, prompt_sets, label_files)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.ingest import ingest  # Prefect is imported only for commands that run flows.
@@ -66,8 +72,10 @@ def _run_ingest(store: Path, constitutions: list[str], prompt_sets: list[str], l
 
 
 def _bundled(pattern: str) -> list[str]:
-    return [str(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p)
-            for p in sorted(PROJECT_ROOT.glob(pattern))]
+    return [
+        str(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p)
+        for p in sorted(PROJECT_ROOT.glob(pattern))
+    ]
 
 
 @app.command()
@@ -75,8 +83,12 @@ def ingest(
     store: StoreOption = Path(DEFAULT_STORE),
     constitution: Annotated[list[Path] | None, typer.Option(help="Constitution YAML (repeatable).")] = None,
     prompts: Annotated[list[Path] | None, typer.Option(help="Prompt set JSONL (repeatable).")] = None,
-    labels: Annotated[list[Path] | None, typer.Option(help="Label file in charter's format (repeatable).")] = None,
-    hh_rlhf: Annotated[list[Path] | None, typer.Option("--hh-rlhf", help="hh-rlhf JSONL (repeatable).")] = None,
+    labels: Annotated[
+        list[Path] | None, typer.Option(help="Label file in charter's format (repeatable).")
+    ] = None,
+    hh_rlhf: Annotated[
+        list[Path] | None, typer.Option("--hh-rlhf", help="hh-rlhf JSONL (repeatable).")
+    ] = None,
     label_studio: Annotated[
         list[Path] | None, typer.Option("--label-studio", help="Label Studio JSON export (repeatable).")
     ] = None,
@@ -117,7 +129,9 @@ def import_labels_command(
     """Import human pairwise labels (charter JSONL, hh-rlhf JSONL, Label Studio JSON)."""
     if fmt not in FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(FORMATS)}")
-    spec = LabelFileSpec(path=str(file), format=fmt, annotator=annotator, family=family, skip_invalid=skip_invalid)
+    spec = LabelFileSpec(
+        path=str(file), format=fmt, annotator=annotator, family=family, skip_invalid=skip_invalid
+    )
     _run_ingest(store, [], [], [spec])
 
 
@@ -157,7 +171,9 @@ def audit(
 
 
 @constitution_app.command("validate")
-def constitution_validate(files: Annotated[list[Path], typer.Argument(help="Constitution YAML files.")]) -> None:
+def constitution_validate(
+    files: Annotated[list[Path], typer.Argument(help="Constitution YAML files.")],
+) -> None:
     """Check constitution files; every problem names its file, line and field."""
     failed = 0
     for path in files:
@@ -200,11 +216,23 @@ def constitution_show(
             )
             rules = "\n".join(f"[bold]rule {r.id}[/bold]: {r.meaning()}" for r in p.rules)
             tags = f"tags: {', '.join(p.tags)}\n" if p.tags else "tags: (all families)\n"
-            out.print(Panel(tags + body + ("\n" + rules if rules else ""), title=f"{p.id}: {p.title}", title_align="left"))
+            out.print(
+                Panel(
+                    tags + body + ("\n" + rules if rules else ""),
+                    title=f"{p.id}: {p.title}",
+                    title_align="left",
+                )
+            )
         return
     table = Table("id", "title", "tags", "rules", "hash")
     for p in constitution.principles:
-        table.add_row(p.id, p.title, ", ".join(p.tags) or "(all)", ", ".join(r.id for r in p.rules), p.principle_hash[:10])
+        table.add_row(
+            p.id,
+            p.title,
+            ", ".join(p.tags) or "(all)",
+            ", ".join(r.id for r in p.rules),
+            p.principle_hash[:10],
+        )
     out.print(table)
 
 
@@ -215,7 +243,11 @@ def constitution_diff(old: Path, new: Path) -> None:
     if diff.empty:
         out.print("no differences")
         return
-    status = "[yellow]changed[/yellow]" if diff.meaning_changed else "[green]unchanged (cosmetic edits only)[/green]"
+    status = (
+        "[yellow]changed[/yellow]"
+        if diff.meaning_changed
+        else "[green]unchanged (cosmetic edits only)[/green]"
+    )
     out.print(f"constitution id {diff.old_id[:12]} → {diff.new_id[:12]}: {status}")
     for change in diff.metadata:
         out.print(f"[bold]{change.field}[/bold]: {change.old!r} → {change.new!r}")
@@ -231,17 +263,23 @@ def constitution_diff(old: Path, new: Path) -> None:
 
 @constitution_app.command("import")
 def constitution_import(
-    sources: Annotated[list[Path], typer.Argument(help="Files to import (e.g. the CAI critique and comparison JSON).")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Files to import (e.g. the CAI critique and comparison JSON).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the YAML.")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(IMPORT_FORMATS)}.")] = "anthropic",
-    name: Annotated[str | None, typer.Option(help="Constitution name (default: from the first file).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Constitution name (default: from the first file).")
+    ] = None,
     version: Annotated[str, typer.Option(help="Version string.")] = "1.0.0",
     description: Annotated[str | None, typer.Option(help="Description.")] = None,
 ) -> None:
     """Convert a published constitution into charter's YAML format (validated before writing)."""
     if fmt not in IMPORT_FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(IMPORT_FORMATS)}")
-    text, constitution = import_anthropic(list(sources), name or slugify(sources[0].stem), version, description)
+    text, constitution = import_anthropic(
+        list(sources), name or slugify(sources[0].stem), version, description
+    )
     output.write_text(text, encoding="utf-8")
     out.print(
         f"[green]wrote[/green] {output}: {len(constitution.principles)} principles, "

@@ -47,7 +47,8 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Rule:
         if not any(
-            value is not None for value in (self.must_match, self.must_not_match, self.min_words, self.max_words)
+            value is not None
+            for value in (self.must_match, self.must_not_match, self.min_words, self.max_words)
         ):
             raise ValueError("a rule needs at least one of must_match, must_not_match, min_words, max_words")
         if self.min_words is not None and self.max_words is not None and self.min_words > self.max_words:
@@ -91,10 +92,6 @@ class Principle(BaseModel):
             raise ValueError(f"{missing} is required when the other of critique/revision is given")
         if self.critique is None and self.comparison is None and not self.rules:
             raise ValueError("a principle needs critique+revision, a comparison, or rules")
-        rule_ids = [rule.id for rule in self.rules]
-        duplicates = sorted({rule_id for rule_id in rule_ids if rule_ids.count(rule_id) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate rule id(s): {', '.join(duplicates)}")
         return self
 
     def applies_to(self, family: str | None) -> bool:
@@ -125,14 +122,6 @@ class Constitution(BaseModel):
     description: Text | None = None
     principles: tuple[Principle, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _check(self) -> Constitution:
-        ids = [principle.id for principle in self.principles]
-        duplicates = sorted({pid for pid in ids if ids.count(pid) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate principle id(s): {', '.join(duplicates)}")
-        return self
-
     @property
     def constitution_id(self) -> str:
         """Content hash over the principles' meaning, independent of their order in the file."""
@@ -149,16 +138,10 @@ def parse_constitution(document: LocatedDocument, source: str) -> Constitution:
     """Validate a located YAML document as a constitution; every problem names its line and field."""
     data = document.data
     if not isinstance(data, dict):
-        raise InputError.single(source, "a constitution must be a mapping with name, version and principles", 1)
-    problems = [
-        Problem(path=source, line=document.line_of(("principles", p_index, "rules", r_index, key)),
-                field=f"principles[{p_index}].rules[{r_index}].{key}", message=message)
-        for p_index, principle in enumerate(data.get("principles") or [])
-        if isinstance(principle, dict)
-        for r_index, rule in enumerate(principle.get("rules") or [])
-        if isinstance(rule, dict)
-        for key, message in _regex_field_errors(rule)
-    ]
+        raise InputError.single(
+            source, "a constitution must be a mapping with name, version and principles", 1
+        )
+    problems = _located_problems(data, document, source)
     try:
         constitution = Constitution.model_validate(data)
     except ValidationError as exc:
@@ -168,6 +151,43 @@ def parse_constitution(document: LocatedDocument, source: str) -> Constitution:
         raise InputError(sorted(problems, key=lambda p: (p.line or 0, p.field or "")))
     assert constitution is not None
     return constitution
+
+
+def _located_problems(data: dict[str, Any], document: LocatedDocument, source: str) -> list[Problem]:
+    """Checks that need a position in the file: duplicate ids and invalid regular expressions."""
+    problems: list[Problem] = []
+
+    def problem(path: tuple[str | int, ...], message: str) -> None:
+        problems.append(
+            Problem(path=source, line=document.line_of(path), field=dotted_path(path), message=message)
+        )
+
+    principles = data.get("principles")
+    principles = [p for p in principles if isinstance(p, dict)] if isinstance(principles, list) else []
+    first_principle: dict[Any, int] = {}
+    for p_index, principle in enumerate(principles):
+        pid = principle.get("id")
+        if pid in first_principle:
+            problem(
+                ("principles", p_index, "id"),
+                f"duplicate principle id {pid!r} (also principles[{first_principle[pid]}])",
+            )
+        first_principle.setdefault(pid, p_index)
+        rules = principle.get("rules")
+        first_rule: dict[Any, int] = {}
+        for r_index, rule in enumerate(rules if isinstance(rules, list) else []):
+            if not isinstance(rule, dict):
+                continue
+            rid = rule.get("id")
+            if rid in first_rule:
+                problem(
+                    ("principles", p_index, "rules", r_index, "id"),
+                    f"duplicate rule id {rid!r} in this principle",
+                )
+            first_rule.setdefault(rid, r_index)
+            for key, message in _regex_field_errors(rule):
+                problem(("principles", p_index, "rules", r_index, key), message)
+    return problems
 
 
 def load_constitution(path: str | Path) -> Constitution:

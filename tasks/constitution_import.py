@@ -57,7 +57,8 @@ def anthropic_principles(path: str | Path) -> list[dict[str, Any]]:
             for index, item in enumerate(data)
         ]
     raise InputError.single(
-        source, "not an Anthropic CAI file: expected an object of critique/revision entries or a list of strings"
+        source,
+        "not an Anthropic CAI file: expected an object of critique/revision entries or a list of strings",
     )
 
 
@@ -65,8 +66,14 @@ def _critique_principle(source: str, name: str, entry: Any) -> dict[str, Any]:
     if not isinstance(entry, dict) or "prompt" not in entry or "edit_request" not in entry:
         raise InputError.single(source, f"entry {name!r} needs 'prompt' and 'edit_request'", field=name)
     requests = entry["prompt"] if isinstance(entry["prompt"], list) else [entry["prompt"]]
-    if not requests or not all(isinstance(r, str) for r in requests) or not isinstance(entry["edit_request"], str):
-        raise InputError.single(source, "'prompt' must be a list of strings, 'edit_request' a string", field=name)
+    if (
+        not requests
+        or not all(isinstance(r, str) for r in requests)
+        or not isinstance(entry["edit_request"], str)
+    ):
+        raise InputError.single(
+            source, "'prompt' must be a list of strings, 'edit_request' a string", field=name
+        )
     # The paper's files hold one critique request per principle; extra ones are alternatives
     # of the same request, so the first is used.
     critique = _CRITIQUE_WRAPPER.sub("", requests[0]).strip()

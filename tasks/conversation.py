@@ -50,7 +50,9 @@ def response_id(text: str) -> str:
 
 def pair_id(prompt: str, first_response_id: str, second_response_id: str) -> str:
     """The same for (x, y) and (y, x): a pair is unordered, its presentation is not."""
-    return content_id("pair", {"prompt_id": prompt, "responses": sorted([first_response_id, second_response_id])})
+    return content_id(
+        "pair", {"prompt_id": prompt, "responses": sorted([first_response_id, second_response_id])}
+    )
 
 
 def last_user_text(messages: list[Message]) -> str:

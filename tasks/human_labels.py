@@ -121,18 +121,24 @@ def parse_label_file(
     source = str(path)
     if not Path(path).is_file():
         raise InputError.single(source, "file not found")
-    origin = LabelOrigin(source_format=fmt, source_file=str(Path(path).resolve()), source_sha256=file_sha256(path))
+    origin = LabelOrigin(
+        source_format=fmt, source_file=str(Path(path).resolve()), source_sha256=file_sha256(path)
+    )
     parsed = ParsedLabels(path=source, source_sha256=origin.source_sha256)
     prompt_set = f"labels/{Path(path).stem}"
     parsers = {"charter": _charter_rows, "hh-rlhf": _hh_rlhf_rows, "label-studio": _label_studio_rows}
     for row_number, record, outcome in parsers[fmt](path, origin, annotator):
         if isinstance(outcome, list):
             parsed.problems.extend(outcome)
-            parsed.rejected.append({"row": row_number, "problems": [str(p) for p in outcome], "record": record})
+            parsed.rejected.append(
+                {"row": row_number, "problems": [str(p) for p in outcome], "record": record}
+            )
             continue
         label, messages, row_family = outcome
         parsed.labels.append(label)
-        parsed.prompts.append(prompt_record(messages, prompt_set, row_family or family or _DEFAULT_FAMILY.get(fmt)))
+        parsed.prompts.append(
+            prompt_record(messages, prompt_set, row_family or family or _DEFAULT_FAMILY.get(fmt))
+        )
     if not parsed.labels and not parsed.problems:
         parsed.problems.append(Problem(source, "the file has no labels"))
     return parsed
@@ -175,7 +181,9 @@ def _write_rejects(store: Store, parsed: ParsedLabels) -> Path:
 RowOutcome = list[Problem] | tuple[dict[str, Any], list[dict[str, str]], str | None]
 
 
-def _charter_rows(path: str | Path, origin: LabelOrigin, annotator: str | None) -> Iterator[tuple[int, Any, RowOutcome]]:
+def _charter_rows(
+    path: str | Path, origin: LabelOrigin, annotator: str | None
+) -> Iterator[tuple[int, Any, RowOutcome]]:
     source = str(path)
     for line, item in read_jsonl(path):
         if isinstance(item, Problem):
@@ -206,9 +214,15 @@ def _charter_rows(path: str | Path, origin: LabelOrigin, annotator: str | None) 
             problems.append(Problem(source, f"{item['choice']!r} is not one of a, b, tie", line, "choice"))
         row_annotator = item.get("annotator") or annotator
         if not row_annotator and "annotator" not in {p.field for p in problems}:
-            problems.append(Problem(source, "required field is missing (or pass --annotator)", line, "annotator"))
+            problems.append(
+                Problem(source, "required field is missing (or pass --annotator)", line, "annotator")
+            )
         confidence = item.get("confidence")
-        if isinstance(confidence, int | float) and not isinstance(confidence, bool) and not 0 <= confidence <= 1:
+        if (
+            isinstance(confidence, int | float)
+            and not isinstance(confidence, bool)
+            and not 0 <= confidence <= 1
+        ):
             problems.append(Problem(source, f"{confidence} is outside [0, 1]", line, "confidence"))
         if not problems and item["response_a"] == item["response_b"]:
             problems.append(Problem(source, "response_a and response_b are identical", line, "response_b"))
@@ -230,7 +244,9 @@ def _charter_rows(path: str | Path, origin: LabelOrigin, annotator: str | None) 
         yield line, item, (label, messages, item.get("family"))
 
 
-def _hh_rlhf_rows(path: str | Path, origin: LabelOrigin, annotator: str | None) -> Iterator[tuple[int, Any, RowOutcome]]:
+def _hh_rlhf_rows(
+    path: str | Path, origin: LabelOrigin, annotator: str | None
+) -> Iterator[tuple[int, Any, RowOutcome]]:
     """hh-rlhf lines hold two full transcripts that differ only in the final assistant reply.
 
     The order the crowd worker saw is not in the data, so the pair is stored in a canonical
@@ -241,7 +257,9 @@ def _hh_rlhf_rows(path: str | Path, origin: LabelOrigin, annotator: str | None) 
         if isinstance(item, Problem):
             yield line, None, [item]
             continue
-        problems = check_record(item, source=source, line=line, required={"chosen": str, "rejected": str}, optional={})
+        problems = check_record(
+            item, source=source, line=line, required={"chosen": str, "rejected": str}, optional={}
+        )
         if problems:
             yield line, item, problems
             continue
@@ -333,7 +351,9 @@ def _label_studio_task(
     if response_a == response_b:
         yield problem(f"data.{keys[1]}", "the two responses are identical")
         return
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+    annotations = [
+        a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")
+    ]
     if not annotations:
         yield problem("annotations", "no completed annotation")
         return

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from tasks.constitution import Constitution, load_constitution
-from tasks.human_labels import ImportResult, import_labels, parse_label_file
 from tasks.hashing import content_id
+from tasks.human_labels import ImportResult, import_labels, parse_label_file
 from tasks.prompt_sets import load_prompt_set
 from tasks.runs import RunContext
 
@@ -31,7 +31,9 @@ def ingest_constitution(run: RunContext, path: str | Path) -> Constitution:
                 "description": constitution.description,
                 "source_path": str(Path(path).resolve()),
                 "principle_count": len(constitution.principles),
-                "document": json.dumps(constitution.model_dump(mode="json", exclude_none=True), ensure_ascii=False),
+                "document": json.dumps(
+                    constitution.model_dump(mode="json", exclude_none=True), ensure_ascii=False
+                ),
             }
         ],
     )

@@ -11,27 +11,34 @@ from tasks.errors import InputError, Problem
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
-    """Yield ``(line_number, object)`` per non-blank line, or ``(line_number, Problem)`` where it is unusable."""
+    """Yield ``(line, object)`` per non-blank line, or ``(line, Problem)`` where the line is unusable."""
     source = str(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError.single(source, "file not found") from None
-    with handle:
+    if not Path(path).is_file():
+        raise InputError.single(source, "file not found")
+    with open(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield line_number, Problem(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line_number)
+                yield (
+                    line_number,
+                    Problem(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line_number),
+                )
                 continue
             if not line.strip():
                 continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield line_number, Problem(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line_number)
+                yield (
+                    line_number,
+                    Problem(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line_number),
+                )
                 continue
             if not isinstance(value, dict):
-                yield line_number, Problem(source, f"expected a JSON object, got {type(value).__name__}", line_number)
+                yield (
+                    line_number,
+                    Problem(source, f"expected a JSON object, got {type(value).__name__}", line_number),
+                )
                 continue
             yield line_number, value

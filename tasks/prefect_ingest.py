@@ -54,7 +54,12 @@ def import_prompt_set(store_root: str, run_id: str, path: str) -> dict[str, Any]
 def import_label_file(store_root: str, run_id: str, spec: LabelFileSpec) -> dict[str, Any]:
     run = _context(store_root, run_id)
     result = ingest_label_file(
-        run, spec.path, spec.format, annotator=spec.annotator, family=spec.family, skip_invalid=spec.skip_invalid
+        run,
+        spec.path,
+        spec.format,
+        annotator=spec.annotator,
+        family=spec.family,
+        skip_invalid=spec.skip_invalid,
     )
     return {
         **run.outcome(),

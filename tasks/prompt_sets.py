@@ -34,7 +34,12 @@ class PromptRecord:
         return {
             "row_id": content_id(
                 "prompt_row",
-                {"prompt_id": self.prompt_id, "set": self.prompt_set, "source": self.source_id, "family": self.family},
+                {
+                    "prompt_id": self.prompt_id,
+                    "set": self.prompt_set,
+                    "source": self.source_id,
+                    "family": self.family,
+                },
             ),
             "prompt_id": self.prompt_id,
             "prompt_set": self.prompt_set,
@@ -76,7 +81,11 @@ def load_prompt_set(path: str | Path, prompt_set: str | None = None) -> list[Pro
             problems.append(item)
             continue
         row_problems = check_record(
-            item, source=source, line=line, required={"id": str, "family": str, "text": str}, optional={"messages": list}
+            item,
+            source=source,
+            line=line,
+            required={"id": str, "family": str, "text": str},
+            optional={"messages": list},
         )
         if not row_problems:
             messages = item.get("messages") or [{"role": "user", "content": item["text"]}]
@@ -87,7 +96,12 @@ def load_prompt_set(path: str | Path, prompt_set: str | None = None) -> list[Pro
                 row_problems.append(Problem(source, reason, line, "messages"))
             elif item["id"] in first_line_of_id:
                 row_problems.append(
-                    Problem(source, f"duplicate id {item['id']!r} (first on line {first_line_of_id[item['id']]})", line, "id")
+                    Problem(
+                        source,
+                        f"duplicate id {item['id']!r} (first on line {first_line_of_id[item['id']]})",
+                        line,
+                        "id",
+                    )
                 )
         if row_problems:
             problems.extend(row_problems)

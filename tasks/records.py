@@ -34,7 +34,7 @@ def check_record(
     for key in sorted(set(record) - set(required) - set(optional)):
         allowed = ", ".join([*required, *optional])
         problem(key, f"unknown field (allowed: {allowed})")
-    for key, kind in required.items():
+    for key in required:
         if key not in record or record[key] is None:
             problem(key, "required field is missing")
     for key, kind in {**required, **optional}.items():

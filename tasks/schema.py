@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-_LINEAGE = [pa.field("run_id", pa.string(), nullable=False), pa.field("created_at", TIMESTAMP, nullable=False)]
+_LINEAGE = [
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("created_at", TIMESTAMP, nullable=False),
+]
 
 
 @dataclass(frozen=True)

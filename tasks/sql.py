@@ -106,7 +106,9 @@ def execute(con: duckdb.DuckDBPyConnection, query: str) -> QueryResult:
         relation = con.sql(query)
         return QueryResult(list(relation.columns), relation.fetchall())
     except duckdb.PermissionException as exc:
-        raise ReadOnlyQueryError(f"charter sql is read-only and sees only the store's tables: {exc}") from None
+        raise ReadOnlyQueryError(
+            f"charter sql is read-only and sees only the store's tables: {exc}"
+        ) from None
     except duckdb.Error as exc:
         raise CharterError(f"query failed: {exc}") from None
 

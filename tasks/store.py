@@ -109,9 +109,12 @@ class Store:
         if table.num_rows == 0:
             return 0
         now = datetime.now(UTC)
-        table = table.append_column(spec.schema.field("run_id"), pa.array([run_id] * table.num_rows, pa.string()))
         table = table.append_column(
-            spec.schema.field("created_at"), pa.array([now] * table.num_rows, spec.schema.field("created_at").type)
+            spec.schema.field("run_id"), pa.array([run_id] * table.num_rows, pa.string())
+        )
+        table = table.append_column(
+            spec.schema.field("created_at"),
+            pa.array([now] * table.num_rows, spec.schema.field("created_at").type),
         )
         table = table.select(spec.schema.names).cast(spec.schema)
         table = _first_of_each_id(table, spec.id_column)
@@ -173,9 +176,11 @@ def _first_of_each_id(table: pa.Table, id_column: str) -> pa.Table:
     ids = table[id_column]
     if pc.count_distinct(ids).as_py() == table.num_rows:
         return table
-    indices = pa.table({"id": ids, "i": pa.array(range(table.num_rows), pa.int64())}).group_by(
-        "id", use_threads=False
-    ).aggregate([("i", "min")])["i_min"]
+    indices = (
+        pa.table({"id": ids, "i": pa.array(range(table.num_rows), pa.int64())})
+        .group_by("id", use_threads=False)
+        .aggregate([("i", "min")])["i_min"]
+    )
     return table.take(pc.take(indices, pc.sort_indices(indices)))
 
 

@@ -51,6 +51,12 @@ def load_located_yaml(text: str, source: str) -> LocatedDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
+        if (
+            exc.context_mark is not None
+            and exc.problem_mark is not None
+            and exc.context_mark.line != mark.line
+        ):
+            detail += f" (the construct started on line {exc.context_mark.line + 1})"
         raise InputError.single(source, f"YAML syntax error: {detail}", line=line) from None
     finally:
         loader.dispose()
@@ -65,7 +71,9 @@ def dotted_path(location: Path_) -> str:
     return text
 
 
-def _index(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[Problem], source: str) -> None:
+def _index(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[Problem], source: str
+) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
