@@ -13,6 +13,7 @@ allowed folder, so statements are also checked with DuckDB's own parser: only
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,6 +42,17 @@ def audit_views_sql() -> str:
     return resources.files("tasks").joinpath("sql/audit_views.sql").read_text(encoding="utf-8")
 
 
+_DOCUMENTED_VIEW = re.compile(r"((?:^--[^\n]*\n)+)create view (\w+)", re.MULTILINE)
+
+
+def view_docs(sql: str) -> dict[str, str]:
+    """Each audit view's leading ``--`` comment, so ``duckdb_views()`` documents the views too."""
+    return {
+        name: " ".join(line.lstrip("-").strip() for line in block.splitlines())
+        for block, name in _DOCUMENTED_VIEW.findall(sql)
+    }
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -58,7 +70,11 @@ def _build_catalog(store: Store, path: Path) -> None:
                 pattern = _quote(str(store.table_dir(name) / "*.parquet"))
                 body += f" union all by name select * from read_parquet({pattern}, union_by_name = true)"
             con.execute(f'create view "{name}" as {body}')
-        con.execute(audit_views_sql())
+            con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
+        views = audit_views_sql()
+        con.execute(views)
+        for name, doc in view_docs(views).items():
+            con.execute(f'comment on view "{name}" is {_quote(doc)}')
 
 
 @contextlib.contextmanager

@@ -33,11 +33,6 @@ STORE_FORMAT = 1
 DEFAULT_STORE = "store"
 
 
-def default_store_path() -> Path:
-    """``$CHARTER_STORE`` if set, else ``./store``."""
-    return Path(os.environ.get("CHARTER_STORE", DEFAULT_STORE))
-
-
 class Store:
     """A charter store rooted at a directory."""
 

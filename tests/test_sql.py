@@ -179,3 +179,10 @@ def test_sql_errors_are_user_errors(audited: Store) -> None:
         run_query(audited, "selec 1")
     with pytest.raises(CharterError, match="no_such_table"):
         run_query(audited, "select * from no_such_table")
+
+
+def test_every_table_and_view_is_documented_in_the_catalog(store: Store) -> None:
+    views = records(store, "select view_name, comment from duckdb_views() where not internal")
+    assert {"human_labels", "coverage_ledger", "human_agreement", "disagreements"} <= {v["view_name"] for v in views}
+    undocumented = [v["view_name"] for v in views if not v["comment"]]
+    assert undocumented == []
