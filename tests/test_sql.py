@@ -183,6 +183,8 @@ def test_sql_errors_are_user_errors(audited: Store) -> None:
 
 def test_every_table_and_view_is_documented_in_the_catalog(store: Store) -> None:
     views = records(store, "select view_name, comment from duckdb_views() where not internal")
-    assert {"human_labels", "coverage_ledger", "human_agreement", "disagreements"} <= {v["view_name"] for v in views}
+    assert {"human_labels", "coverage_ledger", "human_agreement", "disagreements"} <= {
+        v["view_name"] for v in views
+    }
     undocumented = [v["view_name"] for v in views if not v["comment"]]
     assert undocumented == []
