@@ -19,7 +19,7 @@ AUDIT_QUERIES = {
     ),
     "human_agreement": "select * from human_agreement",
     "disagreements": (
-        "select family, annotators, votes, majority_share, prompt from disagreements limit {limit}"
+        "select family, annotators, votes, majority_share, prompt from disagreement_bench limit {limit}"
     ),
 }
 

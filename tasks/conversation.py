@@ -55,6 +55,13 @@ def pair_id(prompt: str, first_response_id: str, second_response_id: str) -> str
     )
 
 
+def orientation_free_vote(preferred: str | None, response_a: str, response_b: str) -> str:
+    """'first' or 'second' (the pair's responses in id order), or 'tie' when nothing is preferred."""
+    if preferred is None:
+        return "tie"
+    return "first" if preferred == min(response_a, response_b) else "second"
+
+
 def last_user_text(messages: list[Message]) -> str:
     return next(m["content"] for m in reversed(messages) if m["role"] == "user")
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.conversation import messages_problem, pair_id, parse_hh_transcript, response_id
+from tasks.conversation import (
+    messages_problem,
+    orientation_free_vote,
+    pair_id,
+    parse_hh_transcript,
+    response_id,
+)
 from tasks.errors import InputError, Problem
 from tasks.hashing import content_id, file_sha256
 from tasks.jsonl import read_jsonl
@@ -102,6 +108,7 @@ def human_label_row(
         "response_b": response_b,
         "choice": choice,
         "preferred_id": preferred,
+        "vote": orientation_free_vote(preferred, a_id, b_id),
         "annotator": annotator,
         "confidence": confidence,
         "comment": comment,

@@ -43,6 +43,10 @@ def _pair_fields() -> list[pa.Field]:
         pa.field("choice", pa.string(), nullable=False),
         # The preferred response's id (NULL for a tie): comparable across orders and sources.
         pa.field("preferred_id", pa.string()),
+        # The same preference without the display order: 'first' or 'second' names the pair's
+        # responses in id order ('tie' for a tie). Stored, not derived per query, so audit
+        # scans over millions of labels read one short column instead of three ids.
+        pa.field("vote", pa.string(), nullable=False),
     ]
 
 

@@ -81,7 +81,7 @@ def test_cohen_kappa_per_annotator_pair_and_pooled(audited: Store) -> None:
 
 
 def test_disagreement_bench_lists_split_pairs_most_split_first(audited: Store) -> None:
-    rows = records(audited, "select * from disagreements")
+    rows = records(audited, "select * from disagreement_bench")
     assert [(r["prompt"], r["annotators"], r["majority_share"]) for r in rows] == [
         (prompt_text(2), 2, 0.5),
         (prompt_text(1), 3, pytest.approx(0.6667, abs=1e-4)),
@@ -116,7 +116,16 @@ def test_a_later_relabel_replaces_the_annotators_vote(audited: Store) -> None:
         (r["annotator_1"], r["annotator_2"]): r for r in records(audited, "select * from human_agreement")
     }
     assert rows[("x", "y")]["agreement"] == pytest.approx(1.0)
-    assert [r["prompt"] for r in records(audited, "select prompt from disagreements")] == [prompt_text(1)]
+    assert [r["prompt"] for r in records(audited, "select prompt from disagreement_bench")] == [
+        prompt_text(1)
+    ]
+
+
+def test_within_one_file_the_later_row_wins(store: Store) -> None:
+    store.append(
+        "human_labels", [vote_label(1, "x", "first", row=1), vote_label(1, "x", "second", row=7)], "r"
+    )
+    assert records(store, "select vote from human_votes") == [{"vote": "second"}]
 
 
 REFUSED = {
