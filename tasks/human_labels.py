@@ -26,9 +26,8 @@ from tasks.conversation import (
 )
 from tasks.errors import InputError, Problem
 from tasks.hashing import content_id, file_sha256
-from tasks.jsonl import read_jsonl
 from tasks.prompt_sets import PromptRecord, prompt_record
-from tasks.records import check_record
+from tasks.records import checked_jsonl
 from tasks.runs import RunContext
 from tasks.store import Store
 
@@ -192,24 +191,19 @@ def _charter_rows(
     path: str | Path, origin: LabelOrigin, annotator: str | None
 ) -> Iterator[tuple[int, Any, RowOutcome]]:
     source = str(path)
-    for line, item in read_jsonl(path):
-        if isinstance(item, Problem):
-            yield line, None, [item]
+    required = {"response_a": str, "response_b": str, "choice": str}
+    optional = {
+        "prompt": str,
+        "messages": list,
+        "annotator": str,
+        "confidence": float,
+        "comment": str,
+        "family": str,
+    }
+    for line, item, problems in checked_jsonl(path, required=required, optional=optional):
+        if item is None:
+            yield line, None, problems
             continue
-        problems = check_record(
-            item,
-            source=source,
-            line=line,
-            required={"response_a": str, "response_b": str, "choice": str},
-            optional={
-                "prompt": str,
-                "messages": list,
-                "annotator": str,
-                "confidence": float,
-                "comment": str,
-                "family": str,
-            },
-        )
         has_prompt, has_messages = item.get("prompt") is not None, item.get("messages") is not None
         if has_prompt == has_messages:
             problems.append(Problem(source, "give exactly one of prompt or messages", line, "prompt"))
@@ -260,14 +254,8 @@ def _hh_rlhf_rows(
     order (by response id) and the choice points at the chosen reply.
     """
     source = str(path)
-    for line, item in read_jsonl(path):
-        if isinstance(item, Problem):
-            yield line, None, [item]
-            continue
-        problems = check_record(
-            item, source=source, line=line, required={"chosen": str, "rejected": str}, optional={}
-        )
-        if problems:
+    for line, item, problems in checked_jsonl(path, required={"chosen": str, "rejected": str}, optional={}):
+        if problems or item is None:
             yield line, item, problems
             continue
         try:

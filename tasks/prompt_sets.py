@@ -15,8 +15,7 @@ from typing import Any
 from tasks.conversation import last_user_text, messages_json, messages_problem, prompt_id
 from tasks.errors import InputError, Problem
 from tasks.hashing import content_id
-from tasks.jsonl import read_jsonl
-from tasks.records import check_record
+from tasks.records import checked_jsonl
 
 
 @dataclass(frozen=True)
@@ -76,18 +75,9 @@ def load_prompt_set(path: str | Path, prompt_set: str | None = None) -> list[Pro
     records: list[PromptRecord] = []
     problems: list[Problem] = []
     first_line_of_id: dict[str, int] = {}
-    for line, item in read_jsonl(path):
-        if isinstance(item, Problem):
-            problems.append(item)
-            continue
-        row_problems = check_record(
-            item,
-            source=source,
-            line=line,
-            required={"id": str, "family": str, "text": str},
-            optional={"messages": list},
-        )
-        if not row_problems:
+    required = {"id": str, "family": str, "text": str}
+    for line, item, row_problems in checked_jsonl(path, required=required, optional={"messages": list}):
+        if item is not None and not row_problems:
             messages = item.get("messages") or [{"role": "user", "content": item["text"]}]
             reason = messages_problem(messages)
             if reason is None and last_user_text(messages) != item["text"]:

@@ -6,9 +6,12 @@ file, line, field, and what is wrong with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from tasks.errors import Problem
+from tasks.jsonl import read_jsonl
 
 _TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", float: "a number", bool: "true or false"}
 
@@ -54,3 +57,18 @@ def _is_instance(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, int | float)
     return isinstance(value, kind)
+
+
+def checked_jsonl(
+    path: str | Path, *, required: dict[str, type], optional: dict[str, type]
+) -> Iterator[tuple[int, dict[str, Any] | None, list[Problem]]]:
+    """Each JSONL record with its line and its field problems (the record is None if unreadable)."""
+    for line, item in read_jsonl(path):
+        if isinstance(item, Problem):
+            yield line, None, [item]
+        else:
+            yield (
+                line,
+                item,
+                check_record(item, source=str(path), line=line, required=required, optional=optional),
+            )

@@ -30,22 +30,16 @@ def code_version() -> str:
         text = f"charter {version('charter')}"
     except PackageNotFoundError:
         text = "charter (not installed)"
-    source = Path(__file__).resolve().parent.parent
+    source = str(Path(__file__).resolve().parent.parent)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", source, *args], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return text
     return f"{text} ({commit}{'-dirty' if dirty else ''})"

@@ -11,6 +11,8 @@ from tasks.constitution import load_constitution
 from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import import_anthropic
 from tasks.errors import InputError
+from tasks.ingest import ingest_constitution
+from tasks.runs import RunContext
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((PROJECT_ROOT / "constitutions").glob("*.yaml"))
@@ -195,11 +197,13 @@ MALFORMED_CONSTITUTIONS = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED_CONSTITUTIONS))
-def test_malformed_constitutions_name_file_line_and_field(tmp_path: Path, case: str) -> None:
+def test_malformed_constitutions_name_file_line_and_field(run: RunContext, tmp_path: Path, case: str) -> None:
     text, line, field, fragment = MALFORMED_CONSTITUTIONS[case]
     path = write(tmp_path, text)
+    before = run.store.snapshot()
     with pytest.raises(InputError) as raised:
-        load_constitution(path)
+        ingest_constitution(run, path)
+    assert run.store.snapshot() == before
     problems = raised.value.problems
     matching = [p for p in problems if fragment in p.message]
     assert matching, f"no problem mentions {fragment!r}: {raised.value}"
