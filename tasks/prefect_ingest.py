@@ -9,50 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import CharterError
 from tasks.ingest import ingest_constitution, ingest_label_file, ingest_prompt_set
 from tasks.label_files import LabelFileSpec
-from tasks.runs import RunContext
-from tasks.store import Store
+from tasks.prefect_common import task_context, task_options
 
 
-def retry_unless_input_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient failures (I/O), never a bad input file: it would fail the same way again."""
-    return not isinstance(state.data, CharterError)
-
-
-_TASK_OPTIONS: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay_seconds": 1,
-    "retry_condition_fn": retry_unless_input_error,
-    # Idempotence comes from content-addressed rows, not from Prefect's result cache.
-    "cache_policy": NO_CACHE,
-}
-
-
-def _context(store_root: str, run_id: str) -> RunContext:
-    return RunContext(run_id=run_id, flow="ingest", store=Store(store_root), parameters={})
-
-
-@task(name="import-constitution", **_TASK_OPTIONS)
+@task(name="import-constitution", **task_options())
 def import_constitution(store_root: str, run_id: str, path: str) -> dict[str, Any]:
-    run = _context(store_root, run_id)
+    run = task_context(store_root, run_id)
     ingest_constitution(run, path)
     return run.outcome()
 
 
-@task(name="import-prompt-set", **_TASK_OPTIONS)
+@task(name="import-prompt-set", **task_options())
 def import_prompt_set(store_root: str, run_id: str, path: str) -> dict[str, Any]:
-    run = _context(store_root, run_id)
+    run = task_context(store_root, run_id)
     ingest_prompt_set(run, path)
     return run.outcome()
 
 
-@task(name="import-label-file", **_TASK_OPTIONS)
+@task(name="import-label-file", **task_options())
 def import_label_file(store_root: str, run_id: str, spec: LabelFileSpec) -> dict[str, Any]:
-    run = _context(store_root, run_id)
+    run = task_context(store_root, run_id)
     result = ingest_label_file(
         run,
         spec.path,

@@ -125,6 +125,7 @@ TABLES: dict[str, TableSpec] = {
                 pa.field("prompt_id", pa.string(), nullable=False),
                 pa.field("round", pa.int32(), nullable=False),
                 pa.field("principle_id", pa.string(), nullable=False),
+                pa.field("principle_hash", pa.string(), nullable=False),
                 pa.field("constitution_id", pa.string(), nullable=False),
                 pa.field("model", pa.string(), nullable=False),
                 pa.field("input_text", pa.string(), nullable=False),

@@ -1,0 +1,79 @@
+"""The critique flow: k rounds of critique -> revision per generation, one Prefect task per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks.backends.registry import BackendSpec, concrete
+from tasks.prefect_critique import critique_batch, plan_critique
+from tasks.prefect_ingest import import_constitution
+from tasks.runs import recorded_run
+from tasks.store import Store
+
+
+@flow(name="critique")
+def critique(
+    store: str,
+    prompts: str,
+    constitution: str,
+    backend: BackendSpec | None = None,
+    rounds: int = 1,
+    critique_tokens: int = 96,
+    revision_tokens: int = 160,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+    few_shot: str | None = None,
+    batch_size: int = 8,
+    families: list[str] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path)."""
+    spec = concrete(backend or BackendSpec())
+    settings = {
+        "rounds": rounds,
+        "critique_tokens": critique_tokens,
+        "revision_tokens": revision_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+        "few_shot_path": few_shot,
+    }
+    selection = {"prompt_set": prompts, "families": families, "limit": limit}
+    target = Store.create(store)
+    parameters = {"constitution": constitution, "backend": spec.model_dump(), **selection, **settings}
+    logger = get_run_logger()
+    with recorded_run(target, "critique", parameters, run_id=flow_run.get_id()) as run:
+        run.merge(import_constitution(str(target.root), run.run_id, constitution))
+        if few_shot:
+            run.add_input(few_shot)
+        plan = plan_critique(str(target.root), selection, constitution, settings, spec, batch_size)
+        pending = plan["pending"]
+        logger.info(
+            "%d generations in %d batches; %d batches to run",
+            plan["generations"],
+            len(plan["batches"]),
+            len(pending),
+        )
+        for index in pending:
+            run.merge(
+                critique_batch(
+                    str(target.root),
+                    run.run_id,
+                    selection,
+                    constitution,
+                    settings,
+                    spec,
+                    plan["batches"][index],
+                )
+            )
+    return {
+        "run_id": run.run_id,
+        "generations": plan["generations"],
+        "batches": len(plan["batches"]),
+        "batches_skipped": len(plan["batches"]) - len(pending),
+        "rows_added": dict(run.rows_added),
+    }

@@ -1,0 +1,76 @@
+"""The generate flow: N sampled responses per prompt, one Prefect task per batch of prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks.backends.base import SamplingConfig
+from tasks.backends.registry import BackendSpec, choose_kind, concrete
+from tasks.prefect_generate import generate_batch, plan_generation
+from tasks.prefect_ingest import import_prompt_set
+from tasks.prompt_sets import default_prompt_set_name
+from tasks.runs import recorded_run
+from tasks.store import Store
+
+
+@flow(name="generate")
+def generate(
+    store: str,
+    prompts: str,
+    backend: BackendSpec | None = None,
+    n: int = 4,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_tokens: int = 128,
+    seed: int = 0,
+    batch_size: int = 8,
+    families: list[str] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """``prompts`` is a prompt set in the store or a prompt-set JSONL file (imported first)."""
+    spec = concrete(backend or BackendSpec())
+    sampling = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    target = Store.create(store)
+    parameters = {
+        "prompts": prompts,
+        "backend": spec.model_dump(),
+        "sampling": sampling.as_dict(),
+        "batch_size": batch_size,
+        "families": families,
+        "limit": limit,
+    }
+    logger = get_run_logger()
+    logger.info("backend %s (%s)", spec.kind, choose_kind(backend.kind if backend else "auto")[1])
+    with recorded_run(target, "generate", parameters, run_id=flow_run.get_id()) as run:
+        prompt_set = prompts
+        if Path(prompts).is_file():
+            run.merge(import_prompt_set(str(target.root), run.run_id, prompts))
+            prompt_set = default_prompt_set_name(prompts)
+        plan = plan_generation(
+            str(target.root), prompt_set, spec, sampling.as_dict(), batch_size, families, limit
+        )
+        pending = plan["pending"]
+        logger.info(
+            "%d prompts in %d batches; %d already generated, %d to go",
+            plan["prompts"],
+            len(plan["batches"]),
+            len(plan["batches"]) - len(pending),
+            len(pending),
+        )
+        for index in pending:
+            run.merge(
+                generate_batch(str(target.root), run.run_id, spec, plan["batches"][index], sampling.as_dict())
+            )
+    return {
+        "run_id": run.run_id,
+        "backend": spec.kind,
+        "model_id": plan["model_id"],
+        "prompts": plan["prompts"],
+        "batches": len(plan["batches"]),
+        "batches_skipped": len(plan["batches"]) - len(pending),
+        "rows_added": dict(run.rows_added),
+    }

@@ -1,0 +1,1 @@
+"""Generation backends behind one protocol: vLLM in-process, OpenAI-compatible servers, transformers."""

@@ -1,0 +1,51 @@
+"""Finding where every selected generation's critique chain stands, from plain parameters.
+
+Shared by the critique flow's tasks (what is left to run) and ``charter export`` (which
+chains are complete), so both follow chains exactly the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.backends.registry import BackendSpec, model_identity
+from tasks.constitution import load_constitution
+from tasks.critique import ChainState, CritiqueConfig, GenerationItem, load_few_shot, walk_chains
+from tasks.generation import generations_of, select_prompts
+from tasks.store import Store
+
+
+def critique_config(settings: dict[str, Any]) -> CritiqueConfig:
+    """The config from plain flow parameters (a few-shot file path becomes its examples)."""
+    values = dict(settings)
+    path = values.pop("few_shot_path", None)
+    return CritiqueConfig(**values, few_shot=load_few_shot(path) if path else ())
+
+
+def chain_states(
+    store: Store,
+    generation_ids: set[str] | None,
+    selection: dict[str, Any],
+    constitution_path: str,
+    settings: dict[str, Any],
+    spec: BackendSpec,
+) -> list[ChainState]:
+    """Every selected generation's chain, followed through the rounds already stored."""
+    prompts = select_prompts(
+        store, selection["prompt_set"], families=selection["families"], limit=selection["limit"]
+    )
+    items = [
+        GenerationItem(generation_id=gid, prompt=prompt, text=text)
+        for gid, prompt, text in generations_of(store, prompts)
+        if generation_ids is None or gid in generation_ids
+    ]
+    stored = {row["critique_id"]: row for row in store.read("critiques").to_pylist()}
+    model = model_identity(spec)
+    return walk_chains(
+        items,
+        stored,
+        load_constitution(constitution_path),
+        critique_config(settings),
+        model.model_id,
+        spec.kind,
+    )
