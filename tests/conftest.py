@@ -69,3 +69,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Prefect stops its ephemeral API server from an atexit hook and logs that at INFO to a
     # console handler bound to pytest's captured stream, closed by then: quiet that one line.
     logging.getLogger("prefect").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded default model, prepared (converted from its GGUF) once per cache."""
+    from tasks.models import resolve_model
+
+    return resolve_model(None)
+
+
+@pytest.fixture(scope="session")
+def hf_backend(embedded_model):
+    """One transformers backend on the embedded model for the whole session (loads in ~5 s)."""
+    from tasks.backends.hf import HFBackend
+
+    backend = HFBackend(embedded_model)
+    yield backend
+    backend.close()

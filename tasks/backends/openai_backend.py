@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tasks.backends.base import Completion, SamplingConfig
+from tasks.backends.server import server_root
 from tasks.conversation import Message
 from tasks.errors import CharterError
 from tasks.models import ResolvedModel
@@ -33,18 +34,6 @@ R = TypeVar("R")
 MAX_RETRY_AFTER = 120.0
 # vLLM's prefix for log-prob tokens when ``return_tokens_as_token_ids`` is set.
 TOKEN_ID_PREFIX = "token_id:"
-
-
-def server_root(base_url: str) -> str:
-    """The server's root URL: users paste either ``http://host:port`` or ``http://host:port/v1``.
-
-    The chat endpoint lives under ``/v1`` but vLLM's ``/tokenize`` lives at the root, so the
-    backend keeps the root and adds each endpoint's own path.
-    """
-    url = base_url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise CharterError(f"the openai backend needs an http:// or https:// base URL, not {base_url!r}")
-    return url.removesuffix("/v1")
 
 
 def is_retryable(status: int) -> bool:

@@ -7,17 +7,23 @@ import httpx
 from tasks.errors import CharterError
 
 
-def api_root(base_url: str) -> str:
-    """``http://host:port`` or ``http://host:port/v1`` both mean the ``/v1`` API root."""
-    root = base_url.rstrip("/")
-    return root if root.endswith("/v1") else f"{root}/v1"
+def server_root(base_url: str) -> str:
+    """The server's root URL: users paste either ``http://host:port`` or ``http://host:port/v1``.
+
+    The chat endpoint lives under ``/v1`` but vLLM's ``/tokenize`` lives at the root, so the
+    backend keeps the root and adds each endpoint's own path.
+    """
+    url = base_url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise CharterError(f"the openai backend needs an http:// or https:// base URL, not {base_url!r}")
+    return url.removesuffix("/v1")
 
 
 def check_server(base_url: str, timeout: float = 5.0) -> list[str]:
     """The server's model names; a clear error if it cannot be reached or does not answer as expected."""
     if not base_url:
         raise CharterError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-    url = f"{api_root(base_url)}/models"
+    url = f"{server_root(base_url)}/v1/models"
     try:
         response = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as exc:

