@@ -30,8 +30,15 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
 	touch $(STAMP)
 
+# The demo's slice: one prompt per family, two samples each, one critique round.
+DEMO := --prompts healthcare-scheduling --limit 12 --store $(STORE)
+CONSTITUTION := constitutions/healthcare-scheduling.yaml
+
 demo: $(STAMP)
 	$(BIN)/charter ingest --store $(STORE)
+	$(BIN)/charter generate $(DEMO) -n 2 --max-tokens 64
+	$(BIN)/charter critique $(DEMO) --constitution $(CONSTITUTION)
+	$(BIN)/charter export preferences $(DEMO) --constitution $(CONSTITUTION) -o $(STORE)/exports/cai-preferences.jsonl
 	$(BIN)/charter audit --store $(STORE)
 
 lint: $(STAMP)
@@ -43,6 +50,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/generate.py
 
 clean:
 	rm -rf $(VENV) $(STORE)

@@ -167,6 +167,7 @@ def audit(
     """Summarise label counts, coverage, human agreement and disagreements."""
     summary = audit_summary(Store.existing(store), disagreement_limit=disagreements)
     titles = {
+        "stage_counts": "Pipeline stages (items in, rows out)",
         "label_counts": "Labels by source and labeller",
         "coverage_ledger": "Coverage ledger (prompt family x label source)",
         "human_agreement": "Human-human agreement (Cohen's kappa)",

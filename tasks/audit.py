@@ -8,6 +8,7 @@ from tasks.sql import QueryResult, execute, readonly_connection
 from tasks.store import Store
 
 AUDIT_QUERIES = {
+    "stage_counts": "select * from stage_counts",
     "label_counts": "select source, labeller, labels, pairs, prompts from label_counts",
     "coverage_ledger": (
         "select family, any_value(prompts) as prompts,"

@@ -197,3 +197,25 @@ def test_every_table_and_view_is_documented_in_the_catalog(store: Store) -> None
     }
     undocumented = [v["view_name"] for v in views if not v["comment"]]
     assert undocumented == []
+
+
+def test_stage_counts_per_stage_and_model(audited: Store) -> None:
+    rows = [
+        {
+            "generation_id": f"g{i}",
+            "prompt_id": f"p{i % 2}",
+            "model": "m",
+            "backend": "hf",
+            "params": "{}",
+            "sample_index": i,
+            "text": "t",
+            "finish_reason": "stop",
+            "num_tokens": 1,
+        }
+        for i in range(3)
+    ]
+    audited.append("generations", rows, "r")
+    stages = {(r["stage"], r["model"]): r for r in records(audited, "select * from stage_counts")}
+    assert (stages[("generate", "m")]["items_in"], stages[("generate", "m")]["rows_out"]) == (2, 3)
+    assert stages[("label (human)", None)]["rows_out"] == 9
+    assert stages[("prompts", None)]["rows_out"] == 5

@@ -141,6 +141,19 @@ from disagreements d join ballots b using (pair_id) join texts t using (pair_id)
 left join prompt_families f using (prompt_id)
 order by d.majority_share, d.annotators desc, d.pair_id;
 
+-- What each pipeline stage has produced: rows per stage and model.
+create view stage_counts as
+select 'prompts' as stage, null as model, count(distinct prompt_id) as items_in, count(distinct prompt_id) as rows_out
+from prompts
+union all
+select 'generate', model, count(distinct prompt_id), count(*) from generations group by model
+union all
+select 'critique', model, count(distinct generation_id), count(*) from critiques group by model
+union all
+select 'label (human)', null, count(distinct pair_id), count(*) from human_labels
+union all
+select 'label (ai)', judge_model, count(distinct pair_id), count(*) from ai_labels group by judge_model;
+
 -- Each flow run's latest state, with what it added.
 create view run_summary as
 select run_id, any_value(flow) as flow,
