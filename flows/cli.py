@@ -30,8 +30,7 @@ from tasks.backends.server import check_server
 from tasks.constitution import load_constitution
 from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
-from tasks.critique import load_few_shot
-from tasks.critique_plan import chain_states
+from tasks.critique_plan import CritiqueSettings, chain_states
 from tasks.errors import CharterError, InputError
 from tasks.exports import STYLES, preference_records, sft_records, write_records
 from tasks.generation import generations_of, select_prompts
@@ -423,8 +422,16 @@ def critique(
 ) -> None:
     """Critique and revise generations against sampled principles into the critiques table (resumable)."""
     load_constitution(constitution)
-    if few_shot:
-        load_few_shot(few_shot)
+    settings = CritiqueSettings(
+        rounds=rounds,
+        critique_tokens=critique_tokens,
+        revision_tokens=revision_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        few_shot_path=str(few_shot) if few_shot else None,
+    )
+    settings.config()  # validates the few-shot file before any work
     spec = _backend_spec(backend, model, base_url)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.critique import critique as critique_flow
@@ -440,13 +447,7 @@ def critique(
             prompts=prompts,
             constitution=str(constitution),
             backend=spec,
-            rounds=rounds,
-            critique_tokens=critique_tokens,
-            revision_tokens=revision_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            few_shot=str(few_shot) if few_shot else None,
+            settings=settings,
             batch_size=batch_size,
             families=family,
             limit=limit,
@@ -490,15 +491,15 @@ def export(
         raise CharterError(f"unknown export {kind!r}: choose sft or preferences")
     if style not in STYLES:
         raise CharterError(f"unknown --style {style!r}; styles: {', '.join(STYLES)}")
-    settings = {
-        "rounds": rounds,
-        "critique_tokens": critique_tokens,
-        "revision_tokens": revision_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "seed": seed,
-        "few_shot_path": str(few_shot) if few_shot else None,
-    }
+    settings = CritiqueSettings(
+        rounds=rounds,
+        critique_tokens=critique_tokens,
+        revision_tokens=revision_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        few_shot_path=str(few_shot) if few_shot else None,
+    )
     spec = concrete(BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url))
     states = chain_states(
         Store.existing(store),

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from tasks.backends.registry import BackendSpec, concrete
+from tasks.critique_plan import CritiqueSettings
 from tasks.prefect_critique import critique_batch, plan_critique
 from tasks.prefect_ingest import import_constitution
 from tasks.runs import recorded_run
@@ -20,36 +21,27 @@ def critique(
     prompts: str,
     constitution: str,
     backend: BackendSpec | None = None,
-    rounds: int = 1,
-    critique_tokens: int = 96,
-    revision_tokens: int = 160,
-    temperature: float = 0.7,
-    top_p: float = 0.95,
-    seed: int = 0,
-    few_shot: str | None = None,
+    settings: CritiqueSettings | None = None,
     batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path)."""
     spec = concrete(backend or BackendSpec())
-    settings = {
-        "rounds": rounds,
-        "critique_tokens": critique_tokens,
-        "revision_tokens": revision_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "seed": seed,
-        "few_shot_path": few_shot,
-    }
+    settings = settings or CritiqueSettings()
     selection = {"prompt_set": prompts, "families": families, "limit": limit}
     target = Store.create(store)
-    parameters = {"constitution": constitution, "backend": spec.model_dump(), **selection, **settings}
+    parameters = {
+        "constitution": constitution,
+        "backend": spec.model_dump(),
+        **selection,
+        **settings.model_dump(),
+    }
     logger = get_run_logger()
     with recorded_run(target, "critique", parameters, run_id=flow_run.get_id()) as run:
         run.merge(import_constitution(str(target.root), run.run_id, constitution))
-        if few_shot:
-            run.add_input(few_shot)
+        if settings.few_shot_path:
+            run.add_input(settings.few_shot_path)
         plan = plan_critique(str(target.root), selection, constitution, settings, spec, batch_size)
         pending = plan["pending"]
         logger.info(

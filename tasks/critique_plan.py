@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from tasks.backends.registry import BackendSpec, model_identity
 from tasks.constitution import load_constitution
 from tasks.critique import ChainState, CritiqueConfig, GenerationItem, load_few_shot, walk_chains
@@ -15,11 +17,24 @@ from tasks.generation import generations_of, select_prompts
 from tasks.store import Store
 
 
-def critique_config(settings: dict[str, Any]) -> CritiqueConfig:
-    """The config from plain flow parameters (a few-shot file path becomes its examples)."""
-    values = dict(settings)
-    path = values.pop("few_shot_path", None)
-    return CritiqueConfig(**values, few_shot=load_few_shot(path) if path else ())
+class CritiqueSettings(BaseModel):
+    """A critique run's settings as plain data: flow parameters, and what ``export`` must repeat."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rounds: int = 1
+    critique_tokens: int = 96
+    revision_tokens: int = 160
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    few_shot_path: str | None = None
+
+    def config(self) -> CritiqueConfig:
+        """The working config (a few-shot file path becomes its validated examples)."""
+        values = self.model_dump(exclude={"few_shot_path"})
+        few_shot = load_few_shot(self.few_shot_path) if self.few_shot_path else ()
+        return CritiqueConfig(**values, few_shot=few_shot)
 
 
 def chain_states(
@@ -27,7 +42,7 @@ def chain_states(
     generation_ids: set[str] | None,
     selection: dict[str, Any],
     constitution_path: str,
-    settings: dict[str, Any],
+    settings: CritiqueSettings,
     spec: BackendSpec,
 ) -> list[ChainState]:
     """Every selected generation's chain, followed through the rounds already stored."""
@@ -45,7 +60,7 @@ def chain_states(
         items,
         stored,
         load_constitution(constitution_path),
-        critique_config(settings),
+        settings.config(),
         model.model_id,
         spec.kind,
     )

@@ -9,7 +9,7 @@ from prefect import task
 from tasks.backends.registry import BackendSpec, open_backend
 from tasks.constitution import load_constitution
 from tasks.critique import run_rounds
-from tasks.critique_plan import chain_states, critique_config
+from tasks.critique_plan import CritiqueSettings, chain_states
 from tasks.prefect_common import task_context, task_options
 from tasks.store import Store
 
@@ -19,14 +19,14 @@ def plan_critique(
     store_root: str,
     selection: dict[str, Any],
     constitution_path: str,
-    settings: dict[str, Any],
+    settings: CritiqueSettings,
     spec: BackendSpec,
     batch_size: int,
 ) -> dict[str, Any]:
     """Fixed batches of generation ids, and which batches still have rounds to run."""
     states = chain_states(Store(store_root), None, selection, constitution_path, settings, spec)
     ids = [state.item.generation_id for state in states]
-    unfinished = {state.item.generation_id for state in states if state.next_round < settings["rounds"]}
+    unfinished = {state.item.generation_id for state in states if state.next_round < settings.rounds}
     planned = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
     return {
         "generations": len(ids),
@@ -41,15 +41,13 @@ def critique_batch(
     run_id: str,
     selection: dict[str, Any],
     constitution_path: str,
-    settings: dict[str, Any],
+    settings: CritiqueSettings,
     spec: BackendSpec,
     generation_ids: list[str],
 ) -> dict[str, Any]:
     """Run the missing rounds of one batch of generations and append them in one atomic write."""
     run = task_context(store_root, run_id)
     states = chain_states(run.store, set(generation_ids), selection, constitution_path, settings, spec)
-    rows = run_rounds(
-        open_backend(spec), states, load_constitution(constitution_path), critique_config(settings)
-    )
+    rows = run_rounds(open_backend(spec), states, load_constitution(constitution_path), settings.config())
     run.append("critiques", rows)
     return run.outcome()

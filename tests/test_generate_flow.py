@@ -99,8 +99,7 @@ def test_killed_generate_resumes_without_duplicates_or_redoing_batches(
 def test_critique_rows_carry_principle_and_constitution_then_export(
     uninterrupted: Path, tmp_path: Path
 ) -> None:
-    critique = [
-        "critique",
+    chains = [
         "--prompts",
         "healthcare-scheduling",
         "--constitution",
@@ -116,6 +115,7 @@ def test_critique_rows_carry_principle_and_constitution_then_export(
         "--store",
         str(uninterrupted),
     ]
+    critique = ["critique", *chains]
     result = run_charter(*critique)
     assert result.returncode == 0, result.stderr
     rows = Store(uninterrupted).read("critiques").to_pylist()
@@ -130,23 +130,7 @@ def test_critique_rows_carry_principle_and_constitution_then_export(
     assert "critiques +0" in again.stdout
 
     exported = tmp_path / "sft.jsonl"
-    sft = run_charter(
-        "export",
-        "sft",
-        *critique[1:5],
-        "--backend",
-        "hf",
-        "--limit",
-        "2",
-        "--critique-tokens",
-        "12",
-        "--revision-tokens",
-        "16",
-        "--store",
-        str(uninterrupted),
-        "-o",
-        str(exported),
-    )
+    sft = run_charter("export", "sft", *chains, "-o", str(exported))
     assert sft.returncode == 0, sft.stderr
     records = [json.loads(line) for line in exported.read_text().splitlines()]
     assert len(records) == 4
