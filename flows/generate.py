@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from tasks.backends.base import SamplingConfig
-from tasks.backends.registry import BackendSpec, choose_kind, concrete
+from tasks.backends.registry import BackendSpec, concrete
 from tasks.prefect_generate import generate_batch, plan_generation
 from tasks.prefect_ingest import import_prompt_set
 from tasks.prompt_sets import default_prompt_set_name
@@ -44,7 +44,7 @@ def generate(
         "limit": limit,
     }
     logger = get_run_logger()
-    logger.info("backend %s (%s)", spec.kind, choose_kind(backend.kind if backend else "auto")[1])
+    logger.info("backend %s, model %s", spec.kind, spec.model or "embedded default")
     with recorded_run(target, "generate", parameters, run_id=flow_run.get_id()) as run:
         prompt_set = prompts
         if Path(prompts).is_file():
