@@ -66,11 +66,21 @@ StoreOption = Annotated[
 ]
 
 
+def _prefect_environment() -> None:
+    """Defaults for running flows from the CLI, before Prefect is imported (users' settings win).
+
+    This machine is offline (Prefect's telemetry only logs errors), and on a loaded 2-core
+    machine the ephemeral API server can take longer than Prefect's default 20 s to start.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 def _run_ingest(
     store: Path, constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSpec]
 ) -> None:
     preflight(constitutions, prompt_sets, label_files)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_environment()
     from flows.ingest import ingest  # Prefect is imported only for commands that run flows.
 
     result = ingest(
@@ -372,7 +382,7 @@ def generate(
     if Path(prompts).is_file():
         preflight([], [prompts], [])
     spec = _backend_spec(backend, model, base_url)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_environment()
     from flows.generate import generate as generate_flow
 
     total = (limit or _prompt_count(store, prompts, family)) * n
@@ -433,7 +443,7 @@ def critique(
     )
     settings.config()  # validates the few-shot file before any work
     spec = _backend_spec(backend, model, base_url)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_environment()
     from flows.critique import critique as critique_flow
 
     total = len(

@@ -14,6 +14,7 @@ import pytest
 # Before anything imports Prefect: never touch the developer's ~/.prefect, never phone home.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="charter-test-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("CHARTER_STORE", None)
 
