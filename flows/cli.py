@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress
@@ -32,11 +33,22 @@ from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.critique_plan import CritiqueSettings, chain_states
 from tasks.errors import CharterError, InputError
-from tasks.exports import STYLES, preference_records, sft_records, write_records
+from tasks.exports import FORMATS as EXPORT_FORMATS
+from tasks.exports import (
+    STYLES,
+    preference_records,
+    preference_set_records,
+    sft_records,
+    write_records,
+)
 from tasks.generation import generations_of, select_prompts
 from tasks.human_labels import FORMATS
+from tasks.judge import METHODS, JudgeSettings
 from tasks.label_files import LabelFileSpec, preflight
+from tasks.merge import MergePolicy, load_merge_policy
 from tasks.models import resolve_model
+from tasks.pairs import PAIR_MODES, PairSettings
+from tasks.preference_sets import read_set
 from tasks.prompt_sets import load_prompt_set
 from tasks.sql import run_query
 from tasks.store import DEFAULT_STORE, Store
@@ -171,9 +183,11 @@ def sql(
 @app.command()
 def audit(
     store: StoreOption = Path(DEFAULT_STORE),
-    disagreements: Annotated[int, typer.Option(help="How many disagreements to list.")] = 10,
+    disagreements: Annotated[
+        int, typer.Option(help="How many disagreements to list (human, and AI against the human majority).")
+    ] = 10,
 ) -> None:
-    """Summarise label counts, coverage, human agreement and disagreements."""
+    """Summarise labels, coverage, human and AI-human agreement, judge biases and preference sets."""
     summary = audit_summary(Store.existing(store), disagreement_limit=disagreements)
     titles = {
         "stage_counts": "Pipeline stages (items in, rows out)",
@@ -181,6 +195,12 @@ def audit(
         "coverage_ledger": "Coverage ledger (prompt family x label source)",
         "human_agreement": "Human-human agreement (Cohen's kappa)",
         "disagreements": "Disagreement bench (most split first)",
+        "ai_human_agreement": "AI-human agreement (vs the human majority; Cohen's kappa)",
+        "position_consistency": "AI judge position consistency (both orders)",
+        "length_bias": "Length bias (how often the longer response wins)",
+        "calibration_error": "AI judge calibration (expected calibration error vs humans)",
+        "ai_disagreements": "AI labels against the human majority (most confident first)",
+        "preference_summary": "Preference sets (rows by deciding source)",
     }
     for name, result in summary.sections.items():
         if result.rows:
@@ -471,14 +491,23 @@ def critique(
 
 @app.command()
 def export(
-    kind: Annotated[str, typer.Argument(help="sft or preferences.")],
-    prompts: Annotated[str, typer.Option(help="Prompt set whose critique chains to export.")],
-    constitution: Annotated[Path, typer.Option(help="The constitution the chains were critiqued with.")],
+    kind: Annotated[
+        str, typer.Argument(help="preferences (a merged set), sft or revisions (critique chains).")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file or dataset folder to write.")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl or hf (a datasets folder).")] = "jsonl",
     style: Annotated[
         str, typer.Option(help="conversational (messages) or standard (text).")
     ] = "conversational",
+    set_id: Annotated[
+        str | None, typer.Option("--set", help="preferences: the set id or a prefix (default: the latest).")
+    ] = None,
+    prompts: Annotated[
+        str | None, typer.Option(help="sft/revisions: prompt set whose chains to export.")
+    ] = None,
+    constitution: Annotated[
+        Path | None, typer.Option(help="sft/revisions: the constitution the chains were critiqued with.")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="The critic model used.")] = None,
     backend: Annotated[str, typer.Option(help="The backend used.")] = "auto",
     base_url: Annotated[str | None, typer.Option(help="The server used (backend openai).")] = None,
@@ -493,14 +522,19 @@ def export(
     limit: Annotated[int | None, typer.Option(help="Only the first N prompts (as in generate).")] = None,
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
-    """Export the SFT set (prompt, final revision) or preferences (revision over original) for TRL.
+    """Export for TRL: a merged preference set, or from critique chains the SFT set (prompt, final
+    revision) or revision-over-original preferences.
 
-    Give the same settings as the critique run: they identify which chains to follow.
+    For chains, give the same settings as the critique run: they identify which chains to follow.
     """
-    if kind not in ("sft", "preferences"):
-        raise CharterError(f"unknown export {kind!r}: choose sft or preferences")
-    if style not in STYLES:
-        raise CharterError(f"unknown --style {style!r}; styles: {', '.join(STYLES)}")
+    if kind not in ("preferences", "sft", "revisions"):
+        raise CharterError(f"unknown export {kind!r}: choose preferences, sft or revisions")
+    _check_export_options(fmt, style)
+    if kind == "preferences":
+        _export_set(Store.existing(store), set_id, output, fmt, style)
+        return
+    if prompts is None or constitution is None:
+        raise CharterError(f"export {kind} needs --prompts and --constitution (the critique run's)")
     settings = CritiqueSettings(
         rounds=rounds,
         critique_tokens=critique_tokens,
@@ -523,12 +557,170 @@ def export(
         records, skipped = sft_records(states, rounds, style), 0
     else:
         records, skipped = preference_records(states, rounds, style)
+    if not records:
+        raise CharterError("nothing to export: no completed critique chains for this selection and settings")
     path = write_records(records, output, fmt)
     incomplete = sum(1 for s in states if len(s.done) < rounds)
     out.print(
         f"[green]wrote[/green] {len(records)} {kind} records to {path} "
         f"({incomplete} chains not complete, {skipped} unchanged by revision skipped)"
     )
+
+
+@app.command()
+def label(
+    constitution: Annotated[Path, typer.Option(help="Constitution YAML whose principles the judge reads.")],
+    prompts: Annotated[
+        str | None, typer.Option(help="Prompt set whose responses to pair (modes all, revision).")
+    ] = None,
+    pairs: Annotated[
+        str, typer.Option(help="all (every two responses), revision (revision vs original), human.")
+    ] = "all",
+    per_prompt: Annotated[int | None, typer.Option(help="At most N sampled pairs per prompt.")] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="logprob, cot or rule (repeatable; default logprob and rule).")
+    ] = None,
+    principles_per_pair: Annotated[
+        int, typer.Option(help="Principles sampled per pair (more than 1: an ensemble of labels).")
+    ] = 1,
+    template: Annotated[
+        Path | None,
+        typer.Option(help="Judge prompt template with {conversation} {principle} {response_a} {response_b}."),
+    ] = None,
+    cot_tokens: Annotated[int, typer.Option(help="Reasoning tokens for the cot method.")] = 64,
+    cot_clamp: Annotated[
+        tuple[float, float], typer.Option(help="Band the cot method's soft label is clamped into.")
+    ] = (0.4, 0.6),
+    seed: int = 0,
+    model: Annotated[str | None, typer.Option(help="Judge model (default: embedded SmolLM2).")] = None,
+    backend: Annotated[str, typer.Option(help="auto, vllm, hf or openai.")] = "auto",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server (backend openai).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Pairs per Prefect task.")] = 16,
+    family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts (human mode: N pairs).")] = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Label response pairs with the AI judge (both orders, soft labels) and the constitution's rules."""
+    load_constitution(constitution)
+    if pairs not in PAIR_MODES:
+        raise CharterError(f"unknown --pairs {pairs!r}; modes: {', '.join(PAIR_MODES)}")
+    unknown = sorted(set(method or ()) - set(METHODS))
+    if unknown:
+        raise CharterError(f"unknown --method {', '.join(unknown)}; methods: {', '.join(METHODS)}")
+    pair_settings = PairSettings(mode=pairs, per_prompt=per_prompt, seed=seed)
+    judge_settings = JudgeSettings(
+        methods=tuple(method or ("logprob", "rule")),
+        principles_per_pair=principles_per_pair,
+        seed=seed,
+        template_path=str(template) if template else None,
+        cot_tokens=cot_tokens,
+        cot_clamp=cot_clamp,
+    )
+    judge_settings.template()  # a bad template fails here, before any work
+    if pair_settings.mode != "human" and not prompts:
+        raise CharterError(f"--pairs {pairs} needs --prompts (the prompt set whose responses to pair)")
+    if set(judge_settings.methods) == {"rule"}:
+        spec = BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url)
+    else:
+        spec = _backend_spec(backend, model, base_url)
+    _prefect_environment()
+    from flows.label import label as label_flow
+
+    result = label_flow(
+        store=str(store),
+        constitution=str(constitution),
+        prompts=prompts,
+        backend=spec,
+        pairs=pair_settings,
+        judge=judge_settings,
+        batch_size=batch_size,
+        families=family,
+        limit=limit,
+    )
+    skipped = ", ".join(f"{n} {why}" for why, n in result["skipped"].items())
+    out.print(
+        f"[green]label complete[/green] (run {result['run_id']}): {result['pairs']} pairs"
+        f"{f' ({skipped} skipped)' if skipped else ''}, {result['batches']} judge batches "
+        f"({result['batches_skipped']} already done), ai_labels +{result['rows_added'].get('ai_labels', 0)}"
+    )
+
+
+@app.command()
+def merge(
+    policy: Annotated[
+        Path | None, typer.Option(help="Merge policy YAML (see README, 'Merge policy').")
+    ] = None,
+    ai_min_margin: Annotated[
+        float | None, typer.Option(help="Keep AI decisions only with |p - 0.5| at least this.")
+    ] = None,
+    require_consistent: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-consistent/--allow-inconsistent", help="Only AI labels whose two orders agree."
+        ),
+    ] = None,
+    ties: Annotated[str | None, typer.Option(help="drop or keep (target 0.5).")] = None,
+    human_split: Annotated[
+        str | None, typer.Option(help="When humans split: drop, or ai (let AI decide).")
+    ] = None,
+    prompts: Annotated[
+        str | None, typer.Option(help="Only labels on this prompt set's conversations.")
+    ] = None,
+    family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Also export the set (JSONL file or dataset folder)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or hf (a datasets folder).")] = "jsonl",
+    style: Annotated[
+        str, typer.Option(help="conversational (messages) or standard (text).")
+    ] = "conversational",
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Merge human and AI labels into a versioned preference set (content-hash id) under a policy."""
+    base = load_merge_policy(policy) if policy else MergePolicy()
+    overrides = {
+        "ai_min_margin": ai_min_margin,
+        "ai_require_consistent": require_consistent,
+        "ties": ties,
+        "human_split": human_split,
+    }
+    merged_policy = MergePolicy.model_validate(
+        base.model_dump() | {key: value for key, value in overrides.items() if value is not None}
+    )
+    _check_export_options(fmt, style)
+    _prefect_environment()
+    from flows.merge import merge as merge_flow
+
+    result = merge_flow(
+        store=str(Store.existing(store).root),
+        policy=merged_policy,
+        policy_path=str(policy) if policy else None,
+        prompts=prompts,
+        families=family,
+    )
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(result["dropped"].items())) or "none"
+    out.print(
+        f"[green]merge complete[/green] (run {result['run_id']}): preference set {result['set_id'][:12]}, "
+        f"{result['rows']} rows; dropped: {dropped}"
+    )
+    if output:
+        _export_set(Store(store), result["set_id"], output, fmt, style)
+
+
+def _check_export_options(fmt: str, style: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
+    if style not in STYLES:
+        raise CharterError(f"unknown --style {style!r}; styles: {', '.join(STYLES)}")
+
+
+def _export_set(store: Store, set_id: str | None, output: Path, fmt: str, style: str) -> None:
+    chosen, rows = read_set(store, set_id)
+    if not rows:
+        raise CharterError(f"preference set {chosen[:12]} is empty: the merge policy dropped every pair")
+    path = write_records(preference_set_records(rows, style), output, fmt)
+    out.print(f"[green]wrote[/green] {len(rows)} preference pairs of set {chosen[:12]} to {path}")
 
 
 def _prompt_count(store: Path, prompts: str, families: list[str] | None) -> int:
@@ -544,4 +736,10 @@ def main() -> None:
         app()
     except CharterError as exc:
         err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        # Options checked by the settings models (a --pairs or --method value out of range, say).
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            err.print(Text.assemble(("error: ", "red"), f"{where}: {problem['msg']}"), highlight=False)
         sys.exit(1)

@@ -22,6 +22,22 @@ AUDIT_QUERIES = {
     "disagreements": (
         "select family, annotators, votes, majority_share, prompt from disagreement_bench limit {limit}"
     ),
+    "ai_human_agreement": (
+        "select dimension, value, labels, pairs, accuracy, cohen_kappa from ai_human_agreement"
+        " where dimension in ('overall', 'judge_model', 'principle')"
+        " order by list_position(['overall', 'judge_model', 'principle'], dimension), labels desc, value"
+    ),
+    "position_consistency": "select * from position_consistency",
+    "length_bias": "select * from length_bias",
+    "calibration_error": "select * from calibration_error",
+    "ai_disagreements": (
+        "select family, judge_model, principle_id, ai_confidence, ai_vote, human_vote, prompt"
+        " from ai_disagreement_bench limit {limit}"
+    ),
+    "preference_summary": (
+        "select left(set_id, 12) as set_id, created_at, rows, human, human_majority, rule, ai,"
+        " mean_target, mean_weight from preference_summary"
+    ),
 }
 
 

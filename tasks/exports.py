@@ -1,5 +1,5 @@
-"""Datasets derived from critique chains, in TRL's formats: SFT (prompt, final revision) and
-preferences (final revision preferred over the original response).
+"""Datasets in TRL's formats: from critique chains, SFT (prompt, final revision) and
+preferences (final revision preferred over the original response); and merged preference sets.
 
 Conversational style keeps the messages (TRL applies the chat template); standard style
 flattens the prompt to an hh-rlhf transcript ending in "\\n\\nAssistant:".
@@ -8,7 +8,7 @@ flattens the prompt to an hh-rlhf transcript ending in "\\n\\nAssistant:".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,17 @@ def sft_records(
     return records
 
 
+def pair_record(messages: list[Message], chosen: str, rejected: str, style: str) -> dict[str, Any]:
+    """One preference pair in TRL's conversational (messages) or standard (transcript) style."""
+    if style == "conversational":
+        return {
+            "prompt": messages,
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+    return {"prompt": transcript(messages), "chosen": " " + chosen, "rejected": " " + rejected}
+
+
 def preference_records(
     states: Iterable[ChainState], rounds: int, style: str = "conversational"
 ) -> tuple[list[dict[str, Any]], int]:
@@ -61,17 +72,38 @@ def preference_records(
         if revision.strip() == original.strip():
             unchanged += 1
             continue
-        messages = list(state.item.prompt.messages)
-        if style == "conversational":
-            record = {
-                "prompt": messages,
-                "chosen": [{"role": "assistant", "content": revision}],
-                "rejected": [{"role": "assistant", "content": original}],
-            }
-        else:
-            record = {"prompt": transcript(messages), "chosen": " " + revision, "rejected": " " + original}
+        record = pair_record(list(state.item.prompt.messages), revision, original, style)
         records.append({**record, **_lineage(state)})
     return records, unchanged
+
+
+# What a preference-set record carries besides the pair: TRL's DPOTrainer ignores these
+# columns, a reward model trained on soft labels reads target and weight.
+_PREFERENCE_SET_LINEAGE = (
+    "target",
+    "weight",
+    "pair_id",
+    "set_id",
+    "decided_by",
+    "label_ids",
+    "principle_ids",
+    "constitution_ids",
+)
+
+
+def preference_set_records(
+    rows: Iterable[Mapping[str, Any]], style: str = "conversational"
+) -> list[dict[str, Any]]:
+    """A merged preference set (``preferences`` rows) in TRL's preference format, with its lineage."""
+    if style not in STYLES:
+        raise CharterError(f"unknown export style {style!r}; styles: {', '.join(STYLES)}")
+    return [
+        {
+            **pair_record(json.loads(row["prompt"]), row["chosen"], row["rejected"], style),
+            **{key: row[key] for key in _PREFERENCE_SET_LINEAGE},
+        }
+        for row in rows
+    ]
 
 
 def _complete(states: Iterable[ChainState], rounds: int) -> list[ChainState]:
@@ -83,7 +115,7 @@ def write_records(records: list[dict[str, Any]], output: str | Path, fmt: str) -
     if fmt not in FORMATS:
         raise CharterError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
     if not records:
-        raise CharterError("nothing to export: no completed critique chains for this selection and settings")
+        raise CharterError("nothing to export: the selection is empty")
     output = Path(output)
     if fmt == "jsonl":
         output.parent.mkdir(parents=True, exist_ok=True)

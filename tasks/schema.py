@@ -150,6 +150,9 @@ TABLES: dict[str, TableSpec] = {
                 pa.field("orders_agree", pa.bool_()),
                 pa.field("rule_id", pa.string()),
                 pa.field("rationale", pa.string()),
+                pa.field("principle_hash", pa.string()),
+                pa.field("judge_backend", pa.string()),
+                pa.field("params", pa.string()),  # JSON: template hash and method settings
             ],
         ),
         _spec(
@@ -166,6 +169,46 @@ TABLES: dict[str, TableSpec] = {
                 pa.field("source_file", pa.string(), nullable=False),
                 pa.field("source_sha256", pa.string(), nullable=False),
                 pa.field("source_row", pa.int64(), nullable=False),
+            ],
+        ),
+        _spec(
+            "preferences",
+            "row_id",
+            "Merged preference sets: one row per pair of a set, chosen over rejected, with the soft "
+            "target, the weight, what decided it and every label, principle and constitution behind it.",
+            [
+                pa.field("row_id", pa.string(), nullable=False),  # hash of set_id and pair_id
+                pa.field("set_id", pa.string(), nullable=False),
+                pa.field("pair_id", pa.string(), nullable=False),
+                pa.field("prompt_id", pa.string(), nullable=False),
+                pa.field("family", pa.string()),
+                pa.field("prompt", pa.string(), nullable=False),  # JSON list of {role, content}
+                pa.field("chosen_id", pa.string(), nullable=False),
+                pa.field("rejected_id", pa.string(), nullable=False),
+                pa.field("chosen", pa.string(), nullable=False),
+                pa.field("rejected", pa.string(), nullable=False),
+                pa.field("target", pa.float64(), nullable=False),  # P(chosen is better)
+                pa.field("weight", pa.float64(), nullable=False),
+                # human | human-majority | rule | ai: which source decided the row.
+                pa.field("decided_by", pa.string(), nullable=False),
+                pa.field("human_labels", pa.int32(), nullable=False),
+                pa.field("human_agreement", pa.float64()),  # majority share; NULL without humans
+                pa.field("ai_labels", pa.int32(), nullable=False),
+                pa.field("ai_p_chosen", pa.float64()),  # mean AI P(chosen better); NULL without AI
+                pa.field("label_ids", pa.list_(pa.string()), nullable=False),
+                pa.field("principle_ids", pa.list_(pa.string()), nullable=False),
+                pa.field("constitution_ids", pa.list_(pa.string()), nullable=False),
+            ],
+        ),
+        _spec(
+            "preference_sets",
+            "set_id",
+            "Each merged preference set: its content-hash id, the merge policy and what was kept or dropped.",
+            [
+                pa.field("set_id", pa.string(), nullable=False),
+                pa.field("policy", pa.string(), nullable=False),  # JSON
+                pa.field("rows", pa.int64(), nullable=False),
+                pa.field("counts", pa.string(), nullable=False),  # JSON: kept by source, dropped by reason
             ],
         ),
         _spec(

@@ -59,12 +59,23 @@ class Backend(Protocol):
         self,
         conversations: Sequence[Sequence[Message]],
         candidates: Sequence[str],
-        assistant_prefix: str = "",
+        assistant_prefix: str | Sequence[str] = "",
     ) -> list[dict[str, float]]:
         """Per conversation, the log-probability of each candidate as the next token of the reply.
 
-        The reply starts with ``assistant_prefix``; each candidate must be a single token there.
+        The reply starts with ``assistant_prefix`` (one for all, or one per conversation: a
+        chain-of-thought judge continues each conversation's own reasoning); each candidate
+        must be a single token there.
         """
         ...
 
     def close(self) -> None: ...
+
+
+def prefixes_for(assistant_prefix: str | Sequence[str], count: int) -> list[str]:
+    """One assistant prefix per conversation, from a shared prefix or a per-conversation list."""
+    if isinstance(assistant_prefix, str):
+        return [assistant_prefix] * count
+    if len(assistant_prefix) != count:
+        raise ValueError(f"{len(assistant_prefix)} assistant prefixes for {count} conversations")
+    return list(assistant_prefix)

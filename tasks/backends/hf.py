@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks.backends.base import Completion, SamplingConfig
+from tasks.backends.base import Completion, SamplingConfig, prefixes_for
 from tasks.backends.chat import batch_seed, candidate_token_ids, prompt_token_ids
 from tasks.conversation import Message
 from tasks.errors import CharterError
@@ -92,11 +92,15 @@ class HFBackend:
         self,
         conversations: Sequence[Sequence[Message]],
         candidates: Sequence[str],
-        assistant_prefix: str = "",
+        assistant_prefix: str | Sequence[str] = "",
     ) -> list[dict[str, float]]:
         torch = self._torch
         ids = candidate_token_ids(self.tokenizer, candidates)
-        prompts = [prompt_token_ids(self.tokenizer, c, assistant_prefix) for c in conversations]
+        prefixes = prefixes_for(assistant_prefix, len(conversations))
+        prompts = [
+            prompt_token_ids(self.tokenizer, c, prefix)
+            for c, prefix in zip(conversations, prefixes, strict=True)
+        ]
         results: list[dict[str, float]] = []
         for start in range(0, len(prompts), self.max_batch_sequences):
             input_ids, attention_mask = self._padded(prompts[start : start + self.max_batch_sequences])

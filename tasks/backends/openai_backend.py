@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tasks.backends.base import Completion, SamplingConfig
+from tasks.backends.base import Completion, SamplingConfig, prefixes_for
 from tasks.backends.server import server_root
 from tasks.conversation import Message
 from tasks.errors import CharterError
@@ -265,7 +265,7 @@ class OpenAIBackend:
         self,
         conversations: Sequence[Sequence[Message]],
         candidates: Sequence[str],
-        assistant_prefix: str = "",
+        assistant_prefix: str | Sequence[str] = "",
     ) -> list[dict[str, float]]:
         """Candidate log-probabilities through vLLM's extensions (``/tokenize``, ``logprob_token_ids``).
 
@@ -275,7 +275,10 @@ class OpenAIBackend:
         for tokens such as a leading space).
         """
         ids = self._candidate_token_ids(candidates)
-        requests = [self._judge_request(c, ids, assistant_prefix) for c in conversations]
+        prefixes = prefixes_for(assistant_prefix, len(conversations))
+        requests = [
+            self._judge_request(c, ids, prefix) for c, prefix in zip(conversations, prefixes, strict=True)
+        ]
         by_id = self._map(self._judge_one, requests)
         results = []
         for logprobs in by_id:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from tasks.backends.base import Completion, SamplingConfig
+from tasks.backends.base import Completion, SamplingConfig, prefixes_for
 from tasks.backends.chat import candidate_token_ids, prompt_token_ids
 from tasks.conversation import Message
 from tasks.errors import CharterError
@@ -88,15 +88,16 @@ class VLLMBackend:
         self,
         conversations: Sequence[Sequence[Message]],
         candidates: Sequence[str],
-        assistant_prefix: str = "",
+        assistant_prefix: str | Sequence[str] = "",
     ) -> list[dict[str, float]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         ids = candidate_token_ids(self.tokenizer, candidates)
+        prefixes = prefixes_for(assistant_prefix, len(conversations))
         prompts = [
-            TokensPrompt(prompt_token_ids=prompt_token_ids(self.tokenizer, c, assistant_prefix))
-            for c in conversations
+            TokensPrompt(prompt_token_ids=prompt_token_ids(self.tokenizer, c, prefix))
+            for c, prefix in zip(conversations, prefixes, strict=True)
         ]
         params = SamplingParams(max_tokens=1, temperature=1.0, logprob_token_ids=ids)
         outputs = self.llm.generate(prompts, params, use_tqdm=False)

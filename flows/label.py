@@ -1,0 +1,75 @@
+"""The label flow: pairs from the store, judged by rules and by an AI judge, into ``ai_labels``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks.backends.registry import BackendSpec, concrete
+from tasks.judge import JudgeSettings
+from tasks.pairs import PairSettings
+from tasks.prefect_ingest import import_constitution
+from tasks.prefect_label import judge_batch, label_by_rules, plan_labels
+from tasks.runs import recorded_run
+from tasks.store import Store
+
+
+@flow(name="label")
+def label(
+    store: str,
+    constitution: str,
+    prompts: str | None = None,
+    backend: BackendSpec | None = None,
+    pairs: PairSettings | None = None,
+    judge: JudgeSettings | None = None,
+    batch_size: int = 16,
+    families: list[str] | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``."""
+    spec = concrete(backend or BackendSpec())
+    pairs = pairs or PairSettings()
+    judge = judge or JudgeSettings()
+    selection = {"prompt_set": prompts, "families": families, "limit": limit}
+    target = Store.create(store)
+    parameters = {
+        "constitution": constitution,
+        "backend": spec.model_dump(),
+        "pairs": pairs.model_dump(),
+        "judge": judge.model_dump(),
+        "batch_size": batch_size,
+        **selection,
+    }
+    logger = get_run_logger()
+    with recorded_run(target, "label", parameters, run_id=flow_run.get_id()) as run:
+        run.merge(import_constitution(str(target.root), run.run_id, constitution))
+        if judge.template_path:
+            run.add_input(judge.template_path)
+        root = str(target.root)
+        plan = plan_labels(root, selection, pairs, constitution, judge, spec, batch_size)
+        pending = plan["pending"]
+        logger.info(
+            "%d pairs (%s skipped); %d judge batches, %d to run",
+            plan["pairs"],
+            ", ".join(f"{n} {why}" for why, n in plan["skipped"].items()) or "none",
+            len(plan["batches"]),
+            len(pending),
+        )
+        if "rule" in judge.methods:
+            run.merge(label_by_rules(root, run.run_id, selection, pairs, constitution, judge, spec))
+        for index in pending:
+            run.merge(
+                judge_batch(
+                    root, run.run_id, selection, pairs, constitution, judge, spec, plan["batches"][index]
+                )
+            )
+    return {
+        "run_id": run.run_id,
+        "pairs": plan["pairs"],
+        "skipped": plan["skipped"],
+        "batches": len(plan["batches"]),
+        "batches_skipped": len(plan["batches"]) - len(pending),
+        "rows_added": dict(run.rows_added),
+    }

@@ -1,0 +1,42 @@
+"""The merge flow: human and AI labels into one versioned preference set under a declared policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks.merge import MergePolicy
+from tasks.prefect_merge import merge_labels
+from tasks.runs import recorded_run
+from tasks.store import Store
+
+
+@flow(name="merge")
+def merge(
+    store: str,
+    policy: MergePolicy | None = None,
+    policy_path: str | None = None,
+    prompts: str | None = None,
+    families: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write the preference set ``policy`` makes of the stored labels; ``policy_path`` is lineage only."""
+    policy = policy or MergePolicy()
+    target = Store.existing(store)
+    parameters = {"policy": policy.model_dump(mode="json"), "prompts": prompts, "families": families}
+    with recorded_run(target, "merge", parameters, run_id=flow_run.get_id()) as run:
+        if policy_path:
+            run.add_input(policy_path)
+        outcome = merge_labels(str(target.root), run.run_id, policy, prompts, families)
+        run.merge(outcome)
+    get_run_logger().info(
+        "preference set %s: %d rows, dropped %s", outcome["set_id"], outcome["rows"], outcome["dropped"]
+    )
+    return {
+        "run_id": run.run_id,
+        "set_id": outcome["set_id"],
+        "rows": outcome["rows"],
+        "dropped": outcome["dropped"],
+        "rows_added": dict(run.rows_added),
+    }
