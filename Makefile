@@ -38,7 +38,10 @@ demo: $(STAMP)
 	$(BIN)/charter ingest --store $(STORE)
 	$(BIN)/charter generate $(DEMO) -n 2 --max-tokens 64
 	$(BIN)/charter critique $(DEMO) --constitution $(CONSTITUTION)
-	$(BIN)/charter export preferences $(DEMO) --constitution $(CONSTITUTION) -o $(STORE)/exports/cai-preferences.jsonl
+	# The judge labels every two responses of a prompt, then the pairs people labelled (for the audit).
+	$(BIN)/charter label $(DEMO) --constitution $(CONSTITUTION)
+	$(BIN)/charter label --pairs human --constitution $(CONSTITUTION) --store $(STORE)
+	$(BIN)/charter merge --store $(STORE) -o $(STORE)/exports/preferences.jsonl
 	$(BIN)/charter audit --store $(STORE)
 
 lint: $(STAMP)
