@@ -8,7 +8,7 @@ STORE ?= store
 # Reinstall whenever the declared dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean hh-report
 
 venv: $(STAMP)
 
@@ -41,8 +41,19 @@ demo: $(STAMP)
 	# The judge labels every two responses of a prompt, then the pairs people labelled (for the audit).
 	$(BIN)/charter label $(DEMO) --constitution $(CONSTITUTION)
 	$(BIN)/charter label --pairs human --constitution $(CONSTITUTION) --store $(STORE)
-	$(BIN)/charter merge --store $(STORE) -o $(STORE)/exports/preferences.jsonl
+	$(BIN)/charter merge --policy datasets/healthcare-scheduling/merge-policy.yaml --store $(STORE) -o $(STORE)/exports/preferences.jsonl
 	$(BIN)/charter audit --store $(STORE)
+
+# The judge measured on real data: 1,000 hh-rlhf pairs people labelled, judged in both orders
+# under the helpful-harmless constitution, then the audit (agreement, consistency, calibration).
+HH_STORE ?= store-hh
+HH_RLHF ?= ../shared/data/hh-rlhf/harmless-base-test-sample.jsonl
+HH_CONSTITUTION := constitutions/helpful-harmless.yaml
+
+hh-report: $(STAMP)
+	$(BIN)/charter ingest --hh-rlhf $(HH_RLHF) --constitution $(HH_CONSTITUTION) --store $(HH_STORE)
+	$(BIN)/charter label --pairs human --constitution $(HH_CONSTITUTION) --store $(HH_STORE) --batch-size 50
+	$(BIN)/charter audit --store $(HH_STORE) --disagreements 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -56,4 +67,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/generate.py
 
 clean:
-	rm -rf $(VENV) $(STORE)
+	rm -rf $(VENV) $(STORE) $(HH_STORE)

@@ -395,3 +395,10 @@ def test_export_records_load_as_a_hugging_face_dataset(tmp_path: Path) -> None:
     records = preference_set_records(merge([human("h1", GOOD, BAD, "a")], [ai("a1", GOOD, OTHER, 0.8)]).rows)
     loaded = datasets.load_from_disk(str(write_records(records, tmp_path / "set", "hf")))
     assert loaded.to_list() == records
+
+
+def test_the_bundled_policy_loads_and_differs_from_the_default_where_it_says() -> None:
+    path = Path(__file__).resolve().parent.parent / "datasets" / "healthcare-scheduling" / "merge-policy.yaml"
+    policy = load_merge_policy(path)
+    changed = {key for key, value in policy.model_dump().items() if value != getattr(MergePolicy(), key)}
+    assert changed == {"ai_min_margin", "ai_require_consistent", "ai_weight"}

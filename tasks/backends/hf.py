@@ -107,8 +107,13 @@ class HFBackend:
             # Left padding shifts every position; give each sequence its own positions from 0.
             position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
+                # Only the last position's logits: the whole sequence's would be batch x length x
+                # vocabulary floats (gigabytes for a judge batch) and a quarter of the time.
                 logits = self.model(
-                    input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    logits_to_keep=1,
                 ).logits[:, -1, :]
             logprobs = torch.log_softmax(logits.float(), dim=-1)[:, ids].tolist()
             results.extend(dict(zip(candidates, row, strict=True)) for row in logprobs)
