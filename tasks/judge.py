@@ -258,10 +258,13 @@ def judge(
         batch = [c for c in comparisons if c.method == method]
         if not batch:
             continue
+        # Every comparison's first order, then every second order: a prompt's two orders share
+        # the conversation and principle, and vLLM's prefix cache reuses them only once the
+        # first has been computed, that is in a later engine step.
         asks = [
             judge_messages(template, c.pair, c.principle, a_first, cot=method == "cot")
-            for c in batch
             for a_first in (True, False)
+            for c in batch
         ]
         rationales: list[str] | None = None
         if method == "cot":
@@ -270,15 +273,14 @@ def judge(
         else:
             prefixes = [ANSWER_PREFIX] * len(asks)
         logprobs = backend.next_token_logprobs(asks, OPTIONS, prefixes)
+        count = len(batch)
         for index, comparison in enumerate(batch):
-            p_a_first, p_a_second = p_a_from_orders(logprobs[2 * index], logprobs[2 * index + 1], OPTIONS)
+            p_a_first, p_a_second = p_a_from_orders(logprobs[index], logprobs[count + index], OPTIONS)
             p_a = order_average(p_a_first, p_a_second)
             rationale = None
             if rationales is not None:
                 p_a = clamp(p_a, *settings.cot_clamp)
-                rationale = (
-                    f"A shown first: {rationales[2 * index]}\nA shown second: {rationales[2 * index + 1]}"
-                )
+                rationale = f"A shown first: {rationales[index]}\nA shown second: {rationales[count + index]}"
             rows.append(
                 _label_row(
                     comparison.label_id,
@@ -299,9 +301,9 @@ def judge(
 
 
 def _reasonings(backend: Backend, asks: list[list[Message]], max_tokens: int, keys: list[str]) -> list[str]:
-    """The judge's short greedy reasoning for each ask (two asks per comparison: both orders)."""
+    """The judge's short greedy reasoning for each ask (every comparison's first order, then its second)."""
     sampling = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
-    seeds = [int(key[:15], 16) + order for key in keys for order in (0, 1)]
+    seeds = [int(key[:15], 16) + order for order in (0, 1) for key in keys]
     return [completions[0].text.strip() for completions in backend.generate(asks, sampling, seeds)]
 
 

@@ -13,6 +13,7 @@ from tasks.generation import PromptItem
 from tasks.judge import (
     DEFAULT_TEMPLATE,
     JudgeSettings,
+    judge,
     judge_messages,
     load_template,
     plan_comparisons,
@@ -221,3 +222,68 @@ def test_word_bounds_and_forbidden_patterns_explain_the_violation(tmp_path: Path
     assert violation(short, "one two three four five") is None
     assert "6 words, more than the 5" in (violation(short, "one two three four five six") or "")
     assert "'$40'" in (violation(no_price, "It costs $40.") or "")
+
+
+class ScriptedJudge:
+    """A stand-in at the model boundary: prefers whichever option contains "GOOD", by a margin
+    that depends on where it stands, and "reasons" by quoting the option shown as (A)."""
+
+    name = "scripted"
+    model_id = "scripted-judge"
+
+    def __init__(self) -> None:
+        self.prefixes: list[str] = []
+
+    @staticmethod
+    def _options(messages) -> tuple[str, str]:
+        text = messages[-1]["content"]
+        first = text.split("(A) ", 1)[1].split("\n(B) ", 1)[0]
+        second = text.split("\n(B) ", 1)[1].split("\n", 1)[0]
+        return first, second
+
+    def generate(self, conversations, sampling, seeds):
+        from tasks.backends.base import Completion
+
+        return [[Completion(f"(A) is {self._options(c)[0]}", "stop", 3)] for c in conversations]
+
+    def next_token_logprobs(self, conversations, candidates, assistant_prefix=""):
+        self.prefixes = list(assistant_prefix)
+        results = []
+        for messages in conversations:
+            first, _ = self._options(messages)
+            # P(GOOD) is 0.9 when GOOD is shown first and 0.7 when it is shown second.
+            p_first_option = 0.9 if "GOOD" in first else 0.3
+            results.append({"A": math.log(p_first_option), "B": math.log(1 - p_first_option)})
+        return results
+
+
+def test_judge_pairs_each_comparisons_two_orders_and_clamps_cot() -> None:
+    constitution = load_constitution(HEALTHCARE)
+    prompts = [_prompt(f"Can I book visit {i}?", "booking") for i in range(3)]
+    pairs = [make_pair(p, f"GOOD reply {i}", f"poor reply {i}") for i, p in enumerate(prompts)]
+    assert all(pairs)
+    settings = JudgeSettings(methods=("logprob", "cot"), cot_clamp=(0.4, 0.6))
+    backend = ScriptedJudge()
+    rows = judge(backend, plan_comparisons(pairs, constitution, settings, "m", "s"), constitution, settings)
+    assert len(rows) == 6
+    for row in rows:
+        good_is_a = row["response_a"].startswith("GOOD")
+        # GOOD first: P(GOOD) = 0.9; GOOD second: P(option B) = 1 - 0.3 = 0.7.
+        p_first, p_second = (0.9, 0.7) if good_is_a else (1 - 0.7, 1 - 0.9)
+        assert (row["p_a_first"], row["p_a_second"]) == (pytest.approx(p_first), pytest.approx(p_second))
+        good = row["response_a"] if good_is_a else row["response_b"]
+        assert row["preferred_id"] == (row["response_a_id"] if good_is_a else row["response_b_id"])
+        assert good.startswith("GOOD") and row["orders_agree"] is True
+        if row["method"] == "logprob":
+            assert row["p_a"] == pytest.approx(0.8 if good_is_a else 0.2) and row["rationale"] is None
+        else:
+            assert row["p_a"] == pytest.approx(0.6 if good_is_a else 0.4)  # 0.8 / 0.2 clamped
+            first_shown, second_shown = row["response_a"], row["response_b"]
+            assert (
+                row["rationale"]
+                == f"A shown first: (A) is {first_shown}\nA shown second: (A) is {second_shown}"
+            )
+    # The cot labels' log-probabilities were read after each order's own reasoning.
+    assert all(
+        prefix.startswith("(A) is ") and prefix.endswith("So the answer is: (") for prefix in backend.prefixes
+    )
