@@ -58,7 +58,7 @@ def label(
             len(pending),
         )
         if "rule" in judge.methods:
-            run.merge(label_by_rules(root, run.run_id, selection, pairs, constitution, judge, spec))
+            run.merge(label_by_rules(root, run.run_id, selection, pairs, constitution))
         for index in pending:
             run.merge(
                 judge_batch(

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from tasks.errors import InputError, Problem
+from tasks.errors import InputError, Problem, read_input_text
 from tasks.hashing import content_id
 from tasks.yaml_source import LocatedDocument, dotted_path, load_located_yaml
 
@@ -193,13 +193,7 @@ def _located_problems(data: dict[str, Any], document: LocatedDocument, source: s
 def load_constitution(path: str | Path) -> Constitution:
     """Load and validate a constitution file; raises :class:`InputError` naming file, line and field."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError.single(source, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError.single(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_constitution(load_located_yaml(text, source), source)
+    return parse_constitution(load_located_yaml(read_input_text(path), source), source)
 
 
 def _problems_from_validation(exc: ValidationError, document: LocatedDocument, source: str) -> list[Problem]:

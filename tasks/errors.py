@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class CharterError(Exception):
@@ -45,3 +46,13 @@ class InputError(CharterError):
 
 class ReadOnlyQueryError(CharterError):
     """A query asked charter's read-only SQL interface to change something."""
+
+
+def read_input_text(path: str | Path) -> str:
+    """A user's input file as text; a missing or non-UTF-8 file is an :class:`InputError` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError.single(str(path), "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError.single(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tasks.backends.base import Backend, SamplingConfig
 from tasks.constitution import Constitution, Principle
 from tasks.conversation import Message, orientation_free_vote
-from tasks.errors import CharterError, InputError, Problem
+from tasks.errors import CharterError, InputError, Problem, read_input_text
 from tasks.hashing import content_id
 from tasks.pairs import Pair
 from tasks.rules import decisive_rules
@@ -79,10 +79,7 @@ def template_problems(text: str, source: str) -> list[Problem]:
 
 def load_template(path: str | Path) -> str:
     """A judge prompt template file, checked; raises :class:`InputError` naming the file and placeholder."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError.single(str(path), "file not found") from None
+    text = read_input_text(path)
     problems = template_problems(text, str(path))
     if problems:
         raise InputError(problems)

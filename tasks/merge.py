@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from tasks.errors import CharterError, InputError, Problem
+from tasks.errors import CharterError, InputError, Problem, read_input_text
 from tasks.hashing import canonical_json, content_id
 from tasks.judge import METHODS, Method
 from tasks.yaml_source import LocatedDocument, dotted_path, load_located_yaml
@@ -87,13 +87,7 @@ class MergePolicy(BaseModel):
 def load_merge_policy(path: str | Path) -> MergePolicy:
     """Load a merge policy YAML file; raises :class:`InputError` naming the file, line and field."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError.single(source, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError.single(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    document = load_located_yaml(text, source)
+    document = load_located_yaml(read_input_text(path), source)
     if not isinstance(document.data, dict):
         raise InputError.single(source, "a merge policy must be a mapping of settings", line=1)
     try:

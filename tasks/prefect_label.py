@@ -10,7 +10,7 @@ from tasks.backends.registry import BackendSpec, open_backend
 from tasks.constitution import load_constitution
 from tasks.judge import JudgeSettings, judge, rule_labels
 from tasks.label_plan import comparison_batches, label_plan
-from tasks.pairs import PairSettings
+from tasks.pairs import PairSettings, plan_pairs
 from tasks.prefect_common import task_context, task_options
 from tasks.store import Store
 
@@ -46,21 +46,11 @@ def label_by_rules(
     selection: dict[str, Any],
     pair_settings: PairSettings,
     constitution_path: str,
-    judge_settings: JudgeSettings,
-    spec: BackendSpec,
 ) -> dict[str, Any]:
     """Deterministic labels from the constitution's rules for every pair: cheap, so in one write."""
     run = task_context(store_root, run_id)
-    constitution = load_constitution(constitution_path)
-    plan = label_plan(
-        run.store,
-        selection,
-        pair_settings,
-        constitution,
-        judge_settings.model_copy(update={"methods": ("rule",)}),
-        spec,
-    )
-    run.append("ai_labels", rule_labels(plan.pairs.pairs, constitution))
+    pairs = plan_pairs(run.store, selection, pair_settings).pairs
+    run.append("ai_labels", rule_labels(pairs, load_constitution(constitution_path)))
     return run.outcome()
 
 
