@@ -32,8 +32,9 @@ included; model load / engine start is timed on its own and never counted. A com
 judged in both orders, so comparisons/s = N / seconds. vLLM caches prompt prefixes across calls and
 the two judges' prompts differ only in their last few tokens, so the cache is emptied before each
 timed call: otherwise the second judge would reuse the first one's prefill (and each timed call its
-warm-up's). Prefixes shared within one call (the two orders of a pair) are reused as the backend
-normally does, for both judges alike. The logprob judge runs first, then the parse judge.
+warm-up's). Prefixes shared within one call (the two orders of a pair: both judges send every first
+order, then every second) are reused as the backend normally does, for both judges alike. The
+logprob judge runs first, then the parse judge.
 
 Verdicts: a pair is decisive for a judge when its p_a is not exactly 0.5 (the logprob judge is
 practically always decisive; the parse judge is not when its two orders disagree or fail). Reported
@@ -211,15 +212,15 @@ def order_p_a(letter: str | None, a_shown_first: bool) -> float:
 
 def parse_judge(backend: Backend, comparisons: Sequence[Comparison], max_tokens: int) -> ParseVerdicts:
     """Both orders of every comparison in one greedy ``generate`` call, then the regex verdicts."""
-    asks = [parse_messages(c, a_first) for c in comparisons for a_first in (True, False)]
-    seeds = [int(c.label_id[:15], 16) + order for c in comparisons for order in (0, 1)]
+    # Every first order, then every second, as tasks.judge orders them: the prefix cache then
+    # serves both judges' second orders alike.
+    asks = [parse_messages(c, a_first) for a_first in (True, False) for c in comparisons]
+    seeds = [int(c.label_id[:15], 16) + order for order in (0, 1) for c in comparisons]
     sampling = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     completions = [samples[0] for samples in backend.generate(asks, sampling, seeds)]
     letters = [parse_verdict(c.text) for c in completions]
-    orders = [
-        (order_p_a(letters[2 * i], True), order_p_a(letters[2 * i + 1], False))
-        for i in range(len(comparisons))
-    ]
+    count = len(comparisons)
+    orders = [(order_p_a(letters[i], True), order_p_a(letters[count + i], False)) for i in range(count)]
     return ParseVerdicts(
         p_a=[order_average(*pair) for pair in orders],
         p_a_orders=orders,
@@ -422,11 +423,13 @@ def run(kind: str, count: int, parse_tokens: int) -> dict[str, Any]:
             "generated_tokens": parsed.generated_tokens,
             "finish_reasons": parsed.finish_reasons,
             "outputs": [
-                {"pair_id": c.pair.pair_id, "a_shown_first": order == 0, "text": text, "verdict": letter}
-                for i, c in enumerate(comparisons)
-                for order, (text, letter) in enumerate(
-                    zip(parsed.texts[2 * i : 2 * i + 2], parsed.letters[2 * i : 2 * i + 2], strict=True)
-                )
+                {
+                    "pair_id": comparisons[index % len(comparisons)].pair.pair_id,
+                    "a_shown_first": index < len(comparisons),
+                    "text": text,
+                    "verdict": letter,
+                }
+                for index, (text, letter) in enumerate(zip(parsed.texts, parsed.letters, strict=True))
             ],
         },
         "agreement": judges_agreement(workload, logprob, parsed),
@@ -513,7 +516,7 @@ def print_report(report: dict[str, Any]) -> None:
         "and warm-up.\ndecisive: p_a != 0.5; agrees with human: of the decisive pairs; orders agree: both "
         "orders prefer the same response;\nfirst shown picked: of the orders that preferred a response."
     )
-    print("first parse outputs (A shown first, then second):")
+    print("first parse outputs (A shown first):")
     for output in parse["outputs"][:4]:
         print(f"  [{output['verdict'] or 'FAILED'}] {_one_line(output['text'])}")
 
