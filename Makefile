@@ -44,6 +44,10 @@ demo: $(STAMP)
 	$(BIN)/charter label --pairs human --constitution $(CONSTITUTION) --store $(STORE)
 	$(BIN)/charter merge --policy datasets/healthcare-scheduling/merge-policy.yaml --store $(STORE) -o $(STORE)/exports/preferences.jsonl
 	$(BIN)/charter audit --store $(STORE)
+	# Train on the set: a reward model (to score with), DPO, then the scoreboard on held-out prompts.
+	$(BIN)/charter train reward --store $(STORE) --epochs 2
+	$(BIN)/charter train dpo --store $(STORE) --steps 8
+	$(BIN)/charter eval --constitution $(CONSTITUTION) --prompts healthcare-scheduling --per-family 1 --max-tokens 48 --store $(STORE)
 
 # The judge measured on real data: 1,000 hh-rlhf pairs people labelled, judged in both orders
 # under the helpful-harmless constitution, then the audit (agreement, consistency, calibration).
@@ -66,6 +70,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/judge.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)

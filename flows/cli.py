@@ -24,7 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from flows.render import OUTPUT_FORMATS, print_result, rich_table
+from flows.render import OUTPUT_FORMATS, print_result, print_scoreboard, rich_table
 from tasks.audit import audit_summary
 from tasks.backends.registry import BackendSpec, choose_kind, concrete, model_identity
 from tasks.backends.server import check_server
@@ -32,6 +32,7 @@ from tasks.constitution import load_constitution
 from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.critique_plan import CritiqueSettings, chain_states
+from tasks.dpo import DPOSettings
 from tasks.errors import CharterError, InputError
 from tasks.exports import FORMATS as EXPORT_FORMATS
 from tasks.exports import (
@@ -45,6 +46,7 @@ from tasks.generation import generations_of, select_prompts
 from tasks.human_labels import FORMATS
 from tasks.judge import METHODS, JudgeSettings
 from tasks.label_files import LabelFileSpec, preflight
+from tasks.lineage import latest_checkpoint, read_lineage
 from tasks.merge import MergePolicy, load_merge_policy
 from tasks.models import resolve_model
 from tasks.pairs import PAIR_MODES, PairSettings
@@ -721,6 +723,256 @@ def _export_set(store: Store, set_id: str | None, output: Path, fmt: str, style:
         raise CharterError(f"preference set {chosen[:12]} is empty: the merge policy dropped every pair")
     path = write_records(preference_set_records(rows, style), output, fmt)
     out.print(f"[green]wrote[/green] {len(rows)} preference pairs of set {chosen[:12]} to {path}")
+
+
+train_app = typer.Typer(help="Train reward models and policies on preference sets.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+SetOption = Annotated[
+    str | None, typer.Option("--set", help="Preference set id or prefix (default: the latest).")
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Checkpoint folder (default: STORE/checkpoints/...).")
+]
+
+
+@train_app.command("reward")
+def train_reward_command(
+    set_id: SetOption = None,
+    backbone: Annotated[
+        str, typer.Option(help="minilm (embedded encoder), smollm2 (embedded causal LM) or a model path.")
+    ] = "minilm",
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 5e-5,
+    max_length: int = 256,
+    eval_fraction: Annotated[float, typer.Option(help="Share of pairs held out for evaluation.")] = 0.2,
+    seed: int = 0,
+    output: OutputOption = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Train a Bradley-Terry reward model (soft targets, weights) and report held-out calibration."""
+    from tasks.reward_model import RewardModelConfig  # imports torch: only for this command
+
+    config = RewardModelConfig(
+        backbone=backbone,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        eval_fraction=eval_fraction,
+        seed=seed,
+    )
+    read_set(Store.existing(store), set_id)  # a missing set fails before Prefect starts
+    _prefect_environment()
+    from flows.train import train_reward
+
+    result = train_reward(
+        store=str(store), set_id=set_id, config=config, output=str(output) if output else None
+    )
+    after = result["metrics"].get("after") or {}
+    before = result["metrics"].get("before") or {}
+    out.print(
+        f"[green]reward model[/green] {result['path']}{' (already trained)' if result['reused'] else ''}: "
+        f"{result['metrics']['train_pairs']} training pairs, {result['metrics']['eval_pairs']} held out; "
+        f"held-out loss {before.get('loss', float('nan')):.4f} -> {after.get('loss', float('nan')):.4f}, "
+        f"accuracy {after.get('accuracy')}, ECE {after.get('ece')}"
+    )
+
+
+@train_app.command("dpo")
+def train_dpo_command(
+    set_id: SetOption = None,
+    model: Annotated[str | None, typer.Option(help="Policy model (default: embedded SmolLM2).")] = None,
+    beta: float = 0.1,
+    loss_type: Annotated[
+        str, typer.Option(help="A TRL DPO loss type (sigmoid, ipo, hinge, ...).")
+    ] = "sigmoid",
+    label_smoothing: float = 0.0,
+    steps: int = 20,
+    batch_size: int = 4,
+    learning_rate: float = 5e-5,
+    max_length: int = 384,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora", help="Train LoRA adapters (default).")] = True,
+    min_confidence: Annotated[
+        float, typer.Option(help="Only rows whose |2*target-1| is at least this.")
+    ] = 0.0,
+    seed: int = 0,
+    output: OutputOption = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """DPO on a preference set through TRL, with a frozen reference; saves the merged model and lineage."""
+    settings = DPOSettings(
+        beta=beta,
+        loss_type=loss_type,
+        label_smoothing=label_smoothing,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        lora=lora,
+        min_confidence=min_confidence,
+        seed=seed,
+    )
+    settings.check()
+    read_set(Store.existing(store), set_id)
+    _prefect_environment()
+    from flows.train import train_dpo
+
+    result = train_dpo(
+        store=str(store),
+        set_id=set_id,
+        model=model,
+        settings=settings,
+        output=str(output) if output else None,
+    )
+    metrics = result["metrics"]
+    out.print(
+        f"[green]DPO policy[/green] {result['path']}{' (already trained)' if result['reused'] else ''}: "
+        f"{result['pairs']} pairs, {len(metrics['loss'])} steps; log pi(chosen) - log pi(rejected) "
+        f"{metrics['logprob_margin_before']:.3f} -> {metrics['logprob_margin_after']:.3f}"
+    )
+
+
+@train_app.command("ppo")
+def train_ppo_command(
+    prompts: Annotated[str, typer.Option(help="Prompt set whose prompts the policy answers in rollouts.")],
+    reward_model: Annotated[
+        Path | None, typer.Option(help="Reward model checkpoint (its score is the reward).")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Constitution whose rules add a reward (-1 per broken rule).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Policy model (default: embedded SmolLM2).")] = None,
+    steps: int = 20,
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+    learning_rate: float = 1e-5,
+    init_kl_coef: float = 0.2,
+    target_kl: Annotated[
+        float, typer.Option(help="The adaptive KL controller's target (nats per response).")
+    ] = 6.0,
+    kl_horizon: float = 10000,
+    adaptive_kl: Annotated[bool, typer.Option("--adaptive-kl/--fixed-kl")] = True,
+    seed: int = 0,
+    output: OutputOption = None,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """PPO with a LoRA policy, value head, GAE, clipping and an adaptive KL penalty to the frozen base."""
+    from tasks.ppo import PPOConfig  # imports torch and peft: only for this command
+
+    if reward_model is None and rules is None:
+        raise CharterError("give a reward: --reward-model DIR, --rules CONSTITUTION, or both")
+    if reward_model:
+        read_lineage(reward_model)
+    if rules:
+        load_constitution(rules)
+    config = PPOConfig(
+        steps=steps,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        learning_rate=learning_rate,
+        init_kl_coef=init_kl_coef,
+        target_kl=target_kl,
+        kl_horizon=kl_horizon,
+        adaptive_kl=adaptive_kl,
+        seed=seed,
+    )
+    _prefect_environment()
+    from flows.train import train_ppo
+
+    result = train_ppo(
+        store=str(store),
+        prompts=prompts,
+        model=model,
+        config=config,
+        reward_model=str(reward_model) if reward_model else None,
+        rules=str(rules) if rules else None,
+        output=str(output) if output else None,
+    )
+    steps_log = result["metrics"]["steps"]
+    first, last = steps_log[0], steps_log[-1]
+    out.print(
+        f"[green]PPO policy[/green] {result['path']}{' (already trained)' if result['reused'] else ''}: "
+        f"{len(steps_log)} steps; reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}, "
+        f"KL {first['kl']:.3f} -> {last['kl']:.3f} (coefficient {last['kl_coef']:.4f})"
+    )
+
+
+@app.command("eval")
+def eval_command(
+    constitution: Annotated[Path, typer.Option(help="Constitution for rule checks and the AI judge.")],
+    prompts: Annotated[
+        str, typer.Option(help="Prompt set; prompts the training set did not use are held out.")
+    ],
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="A dpo or ppo checkpoint (default: the store's latest).")
+    ] = None,
+    per_family: Annotated[int, typer.Option(help="Held-out prompts per family.")] = 2,
+    reward_model: Annotated[
+        Path | None, typer.Option(help="Reward model checkpoint (default: the store's latest, if any).")
+    ] = None,
+    judge: Annotated[
+        bool, typer.Option("--judge/--no-judge", help="AI-judge win rate (both orders).")
+    ] = True,
+    max_tokens: int = 64,
+    seed: int = 0,
+    store: StoreOption = Path(DEFAULT_STORE),
+) -> None:
+    """Behaviour scoreboard, tuned vs base per family: reward, rules, escalation, refusal, KL, wins."""
+    load_constitution(constitution)
+    checkpoint = checkpoint or latest_checkpoint(store, ("dpo", "ppo"))
+    if checkpoint is None:
+        raise CharterError(f"no policy checkpoint in {store}/checkpoints: run `charter train dpo` first")
+    read_lineage(checkpoint)
+    reward_model = reward_model or latest_checkpoint(store, ("reward",))
+    if reward_model:
+        read_lineage(reward_model)
+    out.print(f"evaluating {checkpoint}" + (f" with reward model {reward_model}" if reward_model else ""))
+    _prefect_environment()
+    from flows.train import evaluate
+
+    report = evaluate(
+        store=str(store),
+        checkpoint=str(checkpoint),
+        constitution=str(constitution),
+        prompts=prompts,
+        per_family=per_family,
+        reward_model=str(reward_model) if reward_model else None,
+        use_judge=judge,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    print_scoreboard(report, out)
+    out.print(f"[dim]full scoreboard with every response: {Path(checkpoint) / 'scoreboard.json'}[/dim]")
+
+
+@app.command()
+def score(
+    reward_model: Annotated[Path, typer.Option(help="Reward model checkpoint.")],
+    prompt: Annotated[str, typer.Option(help="The user's message.")],
+    responses: Annotated[list[str], typer.Argument(help="Responses to score.")],
+) -> None:
+    """Score responses to a prompt with a trained reward model (higher is better)."""
+    from tasks.reward_model import load_reward_model, score_texts
+
+    model, tokenizer, metadata = load_reward_model(reward_model)
+    conversation = [{"role": "user", "content": prompt}]
+    scores = score_texts(
+        model, tokenizer, [conversation] * len(responses), responses, metadata["config"]["max_length"], 16
+    )
+    table = Table("score", "response")
+    for value, text in sorted(zip(scores, responses, strict=True), reverse=True):
+        table.add_row(f"{value:.4f}", text)
+    out.print(table)
+
+
+@app.command()
+def lineage(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder charter wrote.")]) -> None:
+    """What made a checkpoint: run, base model, preference set, constitutions, label counts, metrics."""
+    record = read_lineage(checkpoint)
+    record.get("metrics", {}).pop("steps", None)  # per-step logs are in the file, too long to print
+    out.print_json(data=record)
 
 
 def _prompt_count(store: Path, prompts: str, families: list[str] | None) -> int:

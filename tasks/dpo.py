@@ -1,0 +1,167 @@
+"""DPO on a charter preference set through TRL's ``DPOTrainer``, with LoRA and a frozen reference.
+
+TRL does the optimisation; charter chooses the data (a stored preference set, optionally only
+its confident rows), sets CPU-safe defaults (no bf16, no gradient checkpointing, LoRA on by
+default so the reference is simply the base model with the adapter disabled) and measures
+what changed: the policy's log-probability margin of chosen over rejected on the pairs.
+
+TRL's DPO loss has no per-row weight, so a set's ``weight`` column is not used here (the
+reward model honours it); ``min_confidence`` filters rows whose soft target is too close to
+0.5 instead, and ``label_smoothing`` (conservative DPO) hedges against flipped labels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.errors import CharterError
+from tasks.logprobs import sequence_logprobs
+
+LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+
+
+class DPOSettings(BaseModel):
+    """A DPO run's settings as plain data (a flow parameter); the TRL names where they exist."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    beta: float = Field(default=0.1, gt=0)
+    loss_type: str = "sigmoid"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    steps: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    max_length: int = Field(default=384, ge=16)
+    lora: bool = True
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    # Keep rows whose |2 * target - 1| (the label's confidence) is at least this.
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    seed: int = 0
+    precision: Literal["float32", "bfloat16"] = "float32"
+
+    def check(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise CharterError(f"unknown DPO loss type {self.loss_type!r}; TRL's: {', '.join(LOSS_TYPES)}")
+
+
+def confident_rows(rows: Sequence[dict[str, Any]], min_confidence: float) -> list[dict[str, Any]]:
+    """The rows whose soft target is at least ``min_confidence`` away from a coin flip (scaled to [0, 1])."""
+    return [row for row in rows if abs(2 * row["target"] - 1) >= min_confidence - 1e-12]
+
+
+def conversational_dataset(rows: Sequence[dict[str, Any]]):
+    """TRL's conversational preference format: prompt messages, chosen and rejected assistant turns."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                "prompt": json.loads(row["prompt"]),
+                "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                "rejected": [{"role": "assistant", "content": row["rejected"]}],
+            }
+            for row in rows
+        ]
+    )
+
+
+def logprob_margin(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> float:
+    """Mean over pairs of log pi(chosen) - log pi(rejected): what DPO should raise on its training pairs."""
+    prompts = [json.loads(row["prompt"]) for row in rows]
+    chosen = sequence_logprobs(model, tokenizer, prompts, [row["chosen"] for row in rows])
+    rejected = sequence_logprobs(model, tokenizer, prompts, [row["rejected"] for row in rows])
+    return sum(c - r for c, r in zip(chosen, rejected, strict=True)) / len(rows)
+
+
+def train_dpo(
+    model_path: str,
+    rows: Sequence[dict[str, Any]],
+    settings: DPOSettings,
+    output_dir: str | Path,
+    on_log: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[Any, Any, list[dict[str, float]]]:
+    """Run DPO on ``rows`` (a preference set's rows) and return the model, tokenizer and TRL's log history."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
+    settings.check()
+    rows = confident_rows(rows, settings.min_confidence)
+    if not rows:
+        raise CharterError("no preference rows left to train on (check --min-confidence and the set)")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if settings.precision == "bfloat16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    on_cpu = not torch.cuda.is_available()
+    config = DPOConfig(
+        output_dir=str(output_dir),
+        beta=settings.beta,
+        loss_type=[settings.loss_type],
+        label_smoothing=settings.label_smoothing,
+        learning_rate=settings.learning_rate,
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=1,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        # TRL defaults to bf16 and gradient checkpointing: slow or unsupported on CPU.
+        bf16=settings.precision == "bfloat16" and not on_cpu,
+        use_cpu=on_cpu,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    peft_config = (
+        LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            task_type="CAUSAL_LM",
+        )
+        if settings.lora
+        else None
+    )
+
+    class Relay(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if on_log is not None and logs:
+                on_log(dict(logs))
+
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=conversational_dataset(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[Relay()],
+    )
+    trainer.train()
+    return trainer.model, tokenizer, list(trainer.state.log_history)
