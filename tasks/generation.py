@@ -62,6 +62,16 @@ def select_prompts(
     return items[:limit] if limit is not None else items
 
 
+def stored_prompts(store: Store) -> dict[str, dict[str, Any]]:
+    """prompt_id -> messages (JSON) and family: the earliest family any prompt set gave it, as the
+    ``prompt_families`` view says, so every stage files a conversation under the same family."""
+    rows = store.read("prompts", ["prompt_id", "family", "messages", "created_at"]).to_pylist()
+    prompts: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (r["family"] is None, r["created_at"])):
+        prompts.setdefault(row["prompt_id"], {"messages": row["messages"], "family": row["family"]})
+    return prompts
+
+
 def prompt_seed(seed: int, prompt_id: str) -> int:
     """A per-prompt seed: a prompt's samples do not depend on its batch or position."""
     return int(content_id("seed", {"seed": seed, "prompt_id": prompt_id})[:15], 16)

@@ -170,15 +170,14 @@ def plan_comparisons(
     pairs: Sequence[Pair], constitution: Constitution, settings: JudgeSettings, model: str, backend: str
 ) -> list[Comparison]:
     """The model-judged labels (logprob, cot) a run needs, in pair order; rules are not here."""
-    methods = [m for m in settings.methods if m != "rule"]
+    # Each method's params read and hash the template file: once per run, not once per pair.
+    params = {m: settings.params(m) for m in settings.methods if m != "rule"}
     comparisons = []
     for pair in pairs:
         principles = sample_principles(constitution, pair, settings.principles_per_pair, settings.seed)
         for principle in principles:
-            for method in methods:
-                key = label_id(
-                    pair, principle.principle_hash, method, model, backend, settings.params(method)
-                )
+            for method, method_params in params.items():
+                key = label_id(pair, principle.principle_hash, method, model, backend, method_params)
                 comparisons.append(Comparison(pair, principle, method, key))
     return comparisons
 
@@ -255,6 +254,7 @@ def judge(
         batch = [c for c in comparisons if c.method == method]
         if not batch:
             continue
+        params = settings.params(method)
         # Every comparison's first order, then every second order: a prompt's two orders share
         # the conversation and principle, and vLLM's prefix cache reuses them only once the
         # first has been computed, that is in a later engine step.
@@ -288,7 +288,7 @@ def judge(
                     judge_backend=backend.name,
                     constitution_id=constitution.constitution_id,
                     principle=comparison.principle,
-                    params=settings.params(method),
+                    params=params,
                     p_a_first=p_a_first,
                     p_a_second=p_a_second,
                     rationale=rationale,

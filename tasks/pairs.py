@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.conversation import pair_id, response_id
 from tasks.errors import CharterError
-from tasks.generation import PromptItem, generations_of, select_prompts
+from tasks.generation import PromptItem, generations_of, select_prompts, stored_prompts
 from tasks.hashing import content_id
 from tasks.store import Store
 
@@ -149,11 +149,7 @@ def human_pairs(store: Store, families: Sequence[str] | None = None, limit: int 
     labels = store.read("human_labels", ["pair_id", "prompt_id", "response_a", "response_b"]).to_pylist()
     if not labels:
         raise CharterError("no human labels in the store: import some with `charter import-labels`")
-    prompts: dict[str, dict] = {}
-    stored = store.read("prompts", ["prompt_id", "family", "messages", "created_at"]).to_pylist()
-    # As the prompt_families view: the earliest family any prompt set gave the conversation.
-    for row in sorted(stored, key=lambda r: (r["family"] is None, r["created_at"])):
-        prompts.setdefault(row["prompt_id"], row)
+    prompts = stored_prompts(store)
     one_per_pair = {label["pair_id"]: label for label in labels}
     plan, seen = PairPlan(), set[str]()
     for pair in sorted(one_per_pair):

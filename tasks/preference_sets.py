@@ -8,18 +8,9 @@ from typing import Any
 import pyarrow.compute as pc
 
 from tasks.errors import CharterError
-from tasks.generation import select_prompts
+from tasks.generation import select_prompts, stored_prompts
 from tasks.merge import MergePolicy, MergeResult, merge_preferences
 from tasks.store import Store
-
-
-def stored_prompts(store: Store) -> dict[str, dict[str, Any]]:
-    """prompt_id -> messages and family (the earliest family any prompt set gave it)."""
-    rows = store.read("prompts", ["prompt_id", "family", "messages", "created_at"]).to_pylist()
-    prompts: dict[str, dict[str, Any]] = {}
-    for row in sorted(rows, key=lambda r: (r["family"] is None, r["created_at"])):
-        prompts.setdefault(row["prompt_id"], {"messages": row["messages"], "family": row["family"]})
-    return prompts
 
 
 def merge_store(

@@ -14,7 +14,7 @@ from typing import Any
 
 from tasks.constitution import Constitution, load_constitution
 from tasks.conversation import prompt_id
-from tasks.dpo import DPOSettings, logprob_margin, train_dpo
+from tasks.dpo import DPOSettings, confident_rows, logprob_margin, train_dpo
 from tasks.errors import CharterError
 from tasks.generation import select_prompts
 from tasks.hashing import content_id
@@ -93,8 +93,6 @@ def train_dpo_checkpoint(
     if done is not None:
         return {**done, "path": str(path), "reused": True}
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tasks.dpo import confident_rows
 
     used = confident_rows(rows, settings.min_confidence)
     tokenizer = AutoTokenizer.from_pretrained(base.path)
