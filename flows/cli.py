@@ -9,6 +9,7 @@ commands (``sql``, ``audit``, ``constitution``) are plain functions and answer a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -32,6 +33,7 @@ from tasks.constitution import load_constitution
 from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.critique_plan import CritiqueSettings, chain_states
+from tasks.deployments import FLOWS, check_cron, check_timezone, flow_path, next_run_times
 from tasks.dpo import DPOSettings
 from tasks.errors import CharterError, InputError
 from tasks.exports import FORMATS as EXPORT_FORMATS
@@ -46,12 +48,13 @@ from tasks.generation import generations_of, select_prompts
 from tasks.human_labels import FORMATS
 from tasks.judge import METHODS, JudgeSettings
 from tasks.label_files import LabelFileSpec, preflight
-from tasks.lineage import latest_checkpoint, read_lineage
+from tasks.lineage import SCOREBOARD_FILE, latest_checkpoint, read_lineage
 from tasks.merge import MergePolicy, load_merge_policy
 from tasks.models import resolve_model
 from tasks.pairs import PAIR_MODES, PairSettings
 from tasks.preference_sets import read_set
 from tasks.prompt_sets import load_prompt_set
+from tasks.runners import RUNNERS, runner_spec
 from tasks.sql import run_query
 from tasks.store import DEFAULT_STORE, Store
 
@@ -77,6 +80,13 @@ StoreOption = Annotated[
     typer.Option(
         "--store", envvar="CHARTER_STORE", help="Store directory (default ./store or $CHARTER_STORE)."
     ),
+]
+RunnerOption = Annotated[
+    str, typer.Option(help=f"Where batches run: {', '.join(RUNNERS)} (local: in order, in this process).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(help="With --runner ray: ray://HOST:10001 or auto (default: $RAY_ADDRESS, else local Ray)."),
 ]
 
 
@@ -398,12 +408,15 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Prompts per Prefect task.")] = 8,
     family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+    runner: RunnerOption = "local",
+    ray_address: RayAddressOption = None,
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """Sample N candidate responses per prompt into the generations table (resumable)."""
     if Path(prompts).is_file():
         preflight([], [prompts], [])
     spec = _backend_spec(backend, model, base_url)
+    where = runner_spec(runner, ray_address)
     _prefect_environment()
     from flows.generate import generate as generate_flow
 
@@ -421,6 +434,7 @@ def generate(
             batch_size=batch_size,
             families=family,
             limit=limit,
+            runner=where,
         )
     out.print(
         f"[green]generate complete[/green] (run {result['run_id']}): {result['prompts']} prompts, "
@@ -450,6 +464,8 @@ def critique(
     batch_size: Annotated[int, typer.Option(help="Generations per Prefect task.")] = 8,
     family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N prompts (as in generate).")] = None,
+    runner: RunnerOption = "local",
+    ray_address: RayAddressOption = None,
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """Critique and revise generations against sampled principles into the critiques table (resumable)."""
@@ -465,6 +481,7 @@ def critique(
     )
     settings.config()  # validates the few-shot file before any work
     spec = _backend_spec(backend, model, base_url)
+    where = runner_spec(runner, ray_address)
     _prefect_environment()
     from flows.critique import critique as critique_flow
 
@@ -483,6 +500,7 @@ def critique(
             batch_size=batch_size,
             families=family,
             limit=limit,
+            runner=where,
         )
     out.print(
         f"[green]critique complete[/green] (run {result['run_id']}): {result['generations']} generations, "
@@ -600,6 +618,8 @@ def label(
     batch_size: Annotated[int, typer.Option(help="Pairs per Prefect task.")] = 16,
     family: Annotated[list[str] | None, typer.Option(help="Only these prompt families (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N prompts (human mode: N pairs).")] = None,
+    runner: RunnerOption = "local",
+    ray_address: RayAddressOption = None,
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """Label response pairs with the AI judge (both orders, soft labels) and the constitution's rules."""
@@ -625,6 +645,7 @@ def label(
         spec = BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url)
     else:
         spec = _backend_spec(backend, model, base_url)
+    where = runner_spec(runner, ray_address)
     _prefect_environment()
     from flows.label import label as label_flow
 
@@ -638,6 +659,7 @@ def label(
         batch_size=batch_size,
         families=family,
         limit=limit,
+        runner=where,
     )
     skipped = ", ".join(f"{n} {why}" for why, n in result["skipped"].items())
     out.print(
@@ -944,7 +966,39 @@ def eval_command(
         seed=seed,
     )
     print_scoreboard(report, out)
-    out.print(f"[dim]full scoreboard with every response: {Path(checkpoint) / 'scoreboard.json'}[/dim]")
+    out.print(f"[dim]full scoreboard with every response: {Path(checkpoint) / SCOREBOARD_FILE}[/dim]")
+
+
+@app.command("run")
+def run_pipeline(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Pipeline config YAML (default: the bundled healthcare-scheduling one)."),
+    ] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these stages (repeatable): ingest, generate, ..., evaluate."),
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", envvar="CHARTER_STORE", help="Override the config's store.")
+    ] = None,
+) -> None:
+    """The whole pipeline from one config: ingest, generate, critique, label, merge, train, evaluate."""
+    from tasks.pipeline_config import STAGES, load_pipeline_config  # imports torch: only here
+
+    path = config or PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "pipeline.yaml"
+    settings = load_pipeline_config(path)  # every key and file checked before any work
+    unknown = sorted(set(stage or ()) - set(STAGES))
+    if unknown:
+        raise CharterError(f"unknown --stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    identity = model_identity(settings.policy_model.spec())
+    out.print(f"pipeline {path}: store {store or settings.store}, model {identity.model_id}")
+    _prefect_environment()
+    from flows.pipeline import pipeline
+
+    result = pipeline(config=str(path), stages=stage, store=str(store) if store else None)
+    out.print(Path(result["report_markdown"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"[green]pipeline complete[/green] (run {result['run_id']}); report: {result['report_html']}")
 
 
 @app.command()
@@ -973,6 +1027,40 @@ def lineage(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder
     record = read_lineage(checkpoint)
     record.get("metrics", {}).pop("steps", None)  # per-step logs are in the file, too long to print
     out.print_json(data=record)
+
+
+@app.command()
+def schedule(
+    flow: Annotated[str, typer.Option(help=f"Flow to serve: {', '.join(FLOWS)}.")] = "pipeline",
+    cron: Annotated[
+        str | None, typer.Option(help="Cron expression, 5 fields, e.g. '0 2 * * *' (none: on demand only).")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone the cron expression is read in.")] = "UTC",
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: the flow's name).")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="Default parameter KEY=VALUE, VALUE read as JSON if it parses (repeatable)."),
+    ] = None,
+) -> None:
+    """Serve a flow as a deployment on a Prefect server (PREFECT_API_URL): its runs execute here."""
+    _prefect_environment()  # the cron check imports Prefect's validator
+    cron = check_cron(cron) if cron is not None else None
+    check_timezone(timezone)
+    flow_path(flow)
+    from flows.schedule import plan, serve
+
+    serve_plan = plan(flow, cron, timezone, name, param or [])
+    out.print(f"[green]serving deployment[/green] [bold]{serve_plan.full_name}[/bold]")
+    if serve_plan.parameters:
+        out.print(f"default parameters: {json.dumps(serve_plan.parameters)}", markup=False, highlight=False)
+    if cron:
+        times = ", ".join(t.isoformat() for t in next_run_times(cron, timezone))
+        out.print(f"schedule '{cron}' ({timezone}); next runs: {times}", markup=False, highlight=False)
+    else:
+        out.print("no schedule: runs start only when triggered")
+    out.print(f"trigger a run now: {serve_plan.trigger_command}", markup=False, highlight=False)
+    out.print("[dim]Ctrl+C stops serving and pauses the schedule.[/dim]")
+    serve(serve_plan)
 
 
 def _prompt_count(store: Path, prompts: str, families: list[str] | None) -> int:

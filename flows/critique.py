@@ -11,6 +11,7 @@ from tasks.backends.registry import BackendSpec, concrete
 from tasks.critique_plan import CritiqueSettings
 from tasks.prefect_critique import critique_batch, plan_critique
 from tasks.prefect_ingest import import_constitution
+from tasks.runners import RunnerSpec, run_batches
 from tasks.runs import recorded_run
 from tasks.store import Store
 
@@ -25,8 +26,13 @@ def critique(
     batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
+    runner: RunnerSpec | None = None,
 ) -> dict[str, Any]:
-    """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path)."""
+    """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path).
+
+    ``runner`` says where the batches run (default: in order, in this process); it changes no
+    row, so it is not one of the parameters the run records.
+    """
     spec = concrete(backend or BackendSpec())
     settings = settings or CritiqueSettings()
     selection = {"prompt_set": prompts, "families": families, "limit": limit}
@@ -50,18 +56,12 @@ def critique(
             len(plan["batches"]),
             len(pending),
         )
-        for index in pending:
-            run.merge(
-                critique_batch(
-                    str(target.root),
-                    run.run_id,
-                    selection,
-                    constitution,
-                    settings,
-                    spec,
-                    plan["batches"][index],
-                )
-            )
+        calls = [
+            (str(target.root), run.run_id, selection, constitution, settings, spec, plan["batches"][index])
+            for index in pending
+        ]
+        for outcome in run_batches(runner, spec, critique_batch, calls):
+            run.merge(outcome)
     return {
         "run_id": run.run_id,
         "generations": plan["generations"],

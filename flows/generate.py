@@ -13,6 +13,7 @@ from tasks.backends.registry import BackendSpec, concrete
 from tasks.prefect_generate import generate_batch, plan_generation
 from tasks.prefect_ingest import import_prompt_set
 from tasks.prompt_sets import default_prompt_set_name
+from tasks.runners import RunnerSpec, run_batches
 from tasks.runs import recorded_run
 from tasks.store import Store
 
@@ -30,8 +31,13 @@ def generate(
     batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
+    runner: RunnerSpec | None = None,
 ) -> dict[str, Any]:
-    """``prompts`` is a prompt set in the store or a prompt-set JSONL file (imported first)."""
+    """``prompts`` is a prompt set in the store or a prompt-set JSONL file (imported first).
+
+    ``runner`` says where the batches run (default: in order, in this process). It changes no
+    row, so it is not one of the parameters the run records.
+    """
     spec = concrete(backend or BackendSpec())
     sampling = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     target = Store.create(store)
@@ -61,10 +67,10 @@ def generate(
             len(plan["batches"]) - len(pending),
             len(pending),
         )
-        for index in pending:
-            run.merge(
-                generate_batch(str(target.root), run.run_id, spec, plan["batches"][index], sampling.as_dict())
-            )
+        root, settings = str(target.root), sampling.as_dict()
+        calls = [(root, run.run_id, spec, plan["batches"][index], settings) for index in pending]
+        for outcome in run_batches(runner, spec, generate_batch, calls):
+            run.merge(outcome)
     return {
         "run_id": run.run_id,
         "backend": spec.kind,

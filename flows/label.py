@@ -12,6 +12,7 @@ from tasks.judge import JudgeSettings
 from tasks.pairs import PairSettings
 from tasks.prefect_ingest import import_constitution
 from tasks.prefect_label import judge_batch, label_by_rules, plan_labels
+from tasks.runners import RunnerSpec, run_batches
 from tasks.runs import recorded_run
 from tasks.store import Store
 
@@ -27,8 +28,13 @@ def label(
     batch_size: int = 16,
     families: list[str] | None = None,
     limit: int | None = None,
+    runner: RunnerSpec | None = None,
 ) -> dict[str, Any]:
-    """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``."""
+    """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``.
+
+    ``runner`` says where the judge batches run (default: in order, in this process); it
+    changes no label, so it is not one of the parameters the run records.
+    """
     spec = concrete(backend or BackendSpec())
     pairs = pairs or PairSettings()
     judge = judge or JudgeSettings()
@@ -59,12 +65,12 @@ def label(
         )
         if "rule" in judge.methods:
             run.merge(label_by_rules(root, run.run_id, selection, pairs, constitution))
-        for index in pending:
-            run.merge(
-                judge_batch(
-                    root, run.run_id, selection, pairs, constitution, judge, spec, plan["batches"][index]
-                )
-            )
+        calls = [
+            (root, run.run_id, selection, pairs, constitution, judge, spec, plan["batches"][index])
+            for index in pending
+        ]
+        for outcome in run_batches(runner, spec, judge_batch, calls):
+            run.merge(outcome)
     return {
         "run_id": run.run_id,
         "pairs": plan["pairs"],

@@ -22,7 +22,7 @@ from tasks.conversation import Message
 from tasks.errors import CharterError
 from tasks.generation import PromptItem, prompt_seed, select_prompts
 from tasks.judge import JudgeSettings, judge, plan_comparisons
-from tasks.lineage import read_lineage
+from tasks.lineage import SCOREBOARD_FILE, read_lineage, write_json_atomically
 from tasks.logprobs import sequence_logprobs
 from tasks.pairs import make_pair
 from tasks.preference_sets import read_set
@@ -145,6 +145,19 @@ def evaluate_checkpoint(
     from tasks.backends.hf import HFBackend
     from tasks.models import ResolvedModel
 
+    settings = {
+        "constitution_path": constitution_path,
+        "prompt_set": prompt_set,
+        "per_family": per_family,
+        "reward_model": reward_model,
+        "use_judge": use_judge,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
+    path = Path(checkpoint) / SCOREBOARD_FILE
+    previous = _finished_scoreboard(path, settings)
+    if previous is not None:
+        return previous
     lineage = read_lineage(checkpoint)
     if "model_path" not in lineage:
         raise CharterError(
@@ -177,6 +190,7 @@ def evaluate_checkpoint(
         seed=seed,
     )
     report = {
+        "settings": settings,
         "checkpoint": str(checkpoint),
         "reward_model": reward_model,
         "prompts": len(prompts),
@@ -186,6 +200,13 @@ def evaluate_checkpoint(
         "length_check": asdict(result.length) if result.length else None,
         "responses": result.responses,
     }
-    path = Path(checkpoint) / "scoreboard.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json_atomically(path, report)
     return report
+
+
+def _finished_scoreboard(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The scoreboard already made with exactly these settings (sampling is seeded), if any."""
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return report if report.get("settings") == settings else None

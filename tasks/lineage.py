@@ -17,6 +17,7 @@ from typing import Any
 from tasks.errors import CharterError
 from tasks.runs import code_version
 
+SCOREBOARD_FILE = "scoreboard.json"
 LINEAGE_FILE = "charter-lineage.json"
 
 
@@ -50,13 +51,17 @@ def lineage_record(
     }
 
 
-def write_lineage(directory: str | Path, record: dict[str, Any]) -> Path:
-    path = Path(directory) / LINEAGE_FILE
+def write_json_atomically(path: Path, data: Any) -> Path:
+    """Write JSON beside ``path`` and rename it in place: a killed writer leaves the old file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def write_lineage(directory: str | Path, record: dict[str, Any]) -> Path:
+    return write_json_atomically(Path(directory) / LINEAGE_FILE, record)
 
 
 def read_lineage(directory: str | Path) -> dict[str, Any]:

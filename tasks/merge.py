@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from tasks.errors import CharterError, InputError, Problem, read_input_text
+from tasks.errors import CharterError, read_input_text
 from tasks.hashing import canonical_json, content_id
 from tasks.judge import METHODS, Method
-from tasks.yaml_source import LocatedDocument, dotted_path, load_located_yaml
+from tasks.yaml_source import load_located_yaml, validate_located
 
 Row = dict[str, Any]
 # Means of binary floats miss exact values (0.6 - 0.5 < 0.1): margins and ties compare with this slack.
@@ -87,35 +87,7 @@ class MergePolicy(BaseModel):
 def load_merge_policy(path: str | Path) -> MergePolicy:
     """Load a merge policy YAML file; raises :class:`InputError` naming the file, line and field."""
     source = str(path)
-    document = load_located_yaml(read_input_text(path), source)
-    if not isinstance(document.data, dict):
-        raise InputError.single(source, "a merge policy must be a mapping of settings", line=1)
-    try:
-        return MergePolicy.model_validate(document.data)
-    except ValidationError as exc:
-        raise InputError(_policy_problems(exc, document, source)) from None
-
-
-def _policy_problems(exc: ValidationError, document: LocatedDocument, source: str) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        location = tuple(error["loc"])
-        problems.append(
-            Problem(
-                path=source,
-                line=document.line_of(location),
-                field=dotted_path(location) or None,
-                message=_policy_message(error),
-            )
-        )
-    return sorted(problems, key=lambda p: (p.line or 0, p.field or ""))
-
-
-def _policy_message(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return f"unknown field {error['loc'][0]!r}; fields: {', '.join(MergePolicy.model_fields)}"
-    value = error["input"]
-    return f"{error['msg']} (got {type(value).__name__} {value!r})"
+    return validate_located(MergePolicy, load_located_yaml(read_input_text(path), source), source)
 
 
 @dataclass(frozen=True)

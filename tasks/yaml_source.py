@@ -9,13 +9,15 @@ the node graph itself: every error can then name the line, and a duplicated key
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from tasks.errors import InputError, Problem
 
 Path_ = tuple[str | int, ...]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
@@ -61,6 +63,61 @@ def load_located_yaml(text: str, source: str) -> LocatedDocument:
     finally:
         loader.dispose()
     return LocatedDocument(data=data, lines=lines)
+
+
+def validate_located(model: type[Model], document: LocatedDocument, source: str) -> Model:
+    """``model`` validated from ``document``; every problem names ``source``, its line and its key.
+
+    Pydantic reports where a value sits (``train.dpo.steps``) but not on which line of the
+    file people edit, so each of its errors is mapped back through the document's lines.
+    """
+    if not isinstance(document.data, dict):
+        raise InputError.single(source, f"must be a mapping of {model.__name__} settings", line=1)
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                path=source,
+                line=document.line_of(tuple(error["loc"])),
+                field=dotted_path(tuple(error["loc"])) or None,
+                message=_validation_message(model, error),
+            )
+            for error in exc.errors()
+        ]
+        raise InputError(sorted(problems, key=lambda p: (p.line or 0, p.field or ""))) from None
+
+
+def _validation_message(model: type[BaseModel], error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(model, tuple(error["loc"][:-1]))
+        listing = f"; fields: {', '.join(known)}" if known else ""
+        return f"unknown field {error['loc'][-1]!r}{listing}"
+    if error["type"] == "missing":
+        return "required field is missing"
+    value = error["input"]
+    return f"{error['msg']} (got {type(value).__name__} {value!r})"
+
+
+def _fields_at(model: type[BaseModel], location: Path_) -> list[str]:
+    """The field names of the (nested) model found at ``location``, if it is a model."""
+    current: Any = model
+    for part in location:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside ``X | None``, or the annotation itself."""
+    for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
 
 
 def dotted_path(location: Path_) -> str:

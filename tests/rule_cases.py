@@ -44,30 +44,35 @@ RULE_CASES = [
 ]
 
 
+def add_prompt_with_responses(
+    store: Store, family: str, question: str, responses: list[str], source_id: str
+) -> None:
+    """One single-turn prompt of the "rules" set and its responses as stored generations."""
+    record = prompt_record([{"role": "user", "content": question}], "rules", family, source_id=source_id)
+    store.append("prompts", [record.row()], "setup")
+    store.append(
+        "generations",
+        [
+            {
+                "generation_id": f"{record.prompt_id}-{index}",
+                "prompt_id": record.prompt_id,
+                "model": "fixture",
+                "backend": "hf",
+                "params": "{}",
+                "sample_index": index,
+                "text": text,
+                "finish_reason": "stop",
+                "num_tokens": len(text.split()),
+            }
+            for index, text in enumerate(responses)
+        ],
+        "setup",
+    )
+
+
 def store_with_rule_cases(root: Path) -> Store:
     """A store whose generations are the rule cases' two responses per prompt (a real flow pairs them)."""
     store = Store.create(root)
     for family, question, good, bad in RULE_CASES:
-        record = prompt_record(
-            [{"role": "user", "content": question}], "rules", family, source_id=family + question[:9]
-        )
-        store.append("prompts", [record.row()], "setup")
-        store.append(
-            "generations",
-            [
-                {
-                    "generation_id": f"{record.prompt_id}-{index}",
-                    "prompt_id": record.prompt_id,
-                    "model": "fixture",
-                    "backend": "hf",
-                    "params": "{}",
-                    "sample_index": index,
-                    "text": text,
-                    "finish_reason": "stop",
-                    "num_tokens": len(text.split()),
-                }
-                for index, text in enumerate([bad, good])
-            ],
-            "setup",
-        )
+        add_prompt_with_responses(store, family, question, [bad, good], source_id=family + question[:9])
     return store

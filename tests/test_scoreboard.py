@@ -91,6 +91,12 @@ def test_length_check_warns_when_length_explains_the_reward_gain() -> None:
     honest = [_row("tuned", "b", reward=0.1 * w + 1, words=w) for w in (10, 20, 30)]
     check = length_check(base, honest)
     assert check is not None and check.length_gain == 0 and check.warning is None
+    # A negligible gain (0.001 against rewards spread over ~0.8) is not explained at all,
+    # however much the length moved: the share would divide by noise.
+    noise = [_row("tuned", "b", reward=0.1 * w + 0.001, words=w + 1) for w in (10, 20, 30)]
+    check = length_check(base, noise)
+    assert check is not None and check.reward_gain == pytest.approx(0.001)
+    assert check.explained_share is None and check.warning is None
 
 
 def test_lineage_counts_what_the_model_saw(tmp_path: Path) -> None:

@@ -1,12 +1,15 @@
 """Choosing and opening a backend: by flag or config, defaulting to vLLM where it is installed.
 
 Backends are opened once per process and reused by every batch task of a flow run, so a
-vLLM engine starts once, however many batches there are.
+vLLM engine starts once, however many batches there are. A batch task on Ray runs in a
+pooled worker process instead, so there the model lives in the Ray job's engine actors
+(:mod:`tasks.backends.ray_engines`), which the task calls.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,7 +60,16 @@ _OPEN: dict[str, Backend] = {}
 
 
 def open_backend(spec: BackendSpec) -> Backend:
-    """The backend for ``spec``, loaded on first use and kept for the life of the process."""
+    """The backend for ``spec``: loaded in this process, or in a Ray task the job's engines."""
+    from tasks.backends import ray_engines
+
+    if ray_engines.in_ray_worker() and ray_engines.holds_model(spec):
+        return ray_engines.engine_client(spec)
+    return load_backend(spec)
+
+
+def load_backend(spec: BackendSpec) -> Backend:
+    """The backend for ``spec``, loaded in this process on first use and kept for its life."""
     spec = concrete(spec)
     key = spec.model_dump_json()
     if key not in _OPEN:
@@ -78,5 +90,10 @@ def open_backend(spec: BackendSpec) -> Backend:
 
 
 def close_backends() -> None:
+    """Free every model this process holds: its own backends and its Ray job's engines."""
+    from tasks.backends.ray_engines import in_ray_worker, release_engines
+
     while _OPEN:
         _OPEN.popitem()[1].close()
+    if "ray" in sys.modules and not in_ray_worker():
+        release_engines()
