@@ -46,15 +46,24 @@ PAGE = 200
 
 
 def _task_seconds() -> tuple[float, int]:
-    """Seconds spent inside task runs (their start to end), and how many ran, from Prefect's API."""
+    """Seconds spent inside task runs (their start to end), and how many ran, from Prefect's API.
+
+    A subflow called from a flow also gets a task run in its parent (spanning the whole subflow);
+    those wrap other task runs, so they are left out rather than counted twice.
+    """
     from prefect.client.orchestration import get_client
 
-    runs: list[Any] = []
+    def every(read: Any) -> list[Any]:
+        found: list[Any] = []
+        while page := read(limit=PAGE, offset=len(found)):  # the API caps pages at 200
+            found.extend(page)
+        return found
+
     with get_client(sync_client=True) as client:
-        while page := client.read_task_runs(limit=PAGE, offset=len(runs)):  # the API caps pages
-            runs.extend(page)
-    finished = [run for run in runs if run.start_time and run.end_time]
-    return sum((run.end_time - run.start_time).total_seconds() for run in finished), len(finished)
+        tasks = every(client.read_task_runs)
+        subflow_wrappers = {run.parent_task_run_id for run in every(client.read_flow_runs)}
+    finished = [t for t in tasks if t.start_time and t.end_time and t.id not in subflow_wrappers]
+    return sum((t.end_time - t.start_time).total_seconds() for t in finished), len(finished)
 
 
 def _server_start_seconds() -> float:
