@@ -77,7 +77,8 @@ def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
     from trl import RewardConfig, RewardTrainer
 
     from datasets import Dataset
-    from tasks.reward_model import RewardModelConfig, format_text, load_backbone, train_reward_model
+    from tasks.reward_model import format_text, load_backbone, train_reward_model
+    from tasks.training_settings import RewardModelConfig
 
     config = RewardModelConfig(batch_size=16, max_length=256, epochs=1)
     _, _, history = train_reward_model(records, config, eval_records=[])
@@ -114,8 +115,9 @@ def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_dpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
-    from tasks.dpo import DPOSettings, train_dpo
+    from tasks.dpo import train_dpo
     from tasks.models import resolve_model
+    from tasks.training_settings import DPOSettings
 
     rows = [{**r, "prompt": json.dumps(r["prompt"])} for r in records[: steps * 4]]
     settings = DPOSettings(steps=steps, batch_size=4, max_length=384)
@@ -129,7 +131,8 @@ def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tasks.models import resolve_model
-    from tasks.ppo import PPOConfig, make_policy, ppo_train
+    from tasks.ppo import make_policy, ppo_train
+    from tasks.training_settings import PPOConfig
 
     path = resolve_model(None).path
     tokenizer = AutoTokenizer.from_pretrained(path)

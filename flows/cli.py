@@ -34,7 +34,6 @@ from tasks.constitution_diff import diff_constitutions
 from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.critique_plan import CritiqueSettings, chain_states
 from tasks.deployments import FLOWS, check_cron, check_timezone, flow_path, next_run_times
-from tasks.dpo import DPOSettings
 from tasks.errors import CharterError, InputError
 from tasks.exports import FORMATS as EXPORT_FORMATS
 from tasks.exports import (
@@ -57,6 +56,7 @@ from tasks.prompt_sets import load_prompt_set
 from tasks.runners import RUNNERS, runner_spec
 from tasks.sql import run_query
 from tasks.store import DEFAULT_STORE, Store
+from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -774,7 +774,6 @@ def train_reward_command(
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """Train a Bradley-Terry reward model (soft targets, weights) and report held-out calibration."""
-    from tasks.reward_model import RewardModelConfig  # imports torch: only for this command
 
     config = RewardModelConfig(
         backbone=backbone,
@@ -819,6 +818,9 @@ def train_dpo_command(
     min_confidence: Annotated[
         float, typer.Option(help="Only rows whose |2*target-1| is at least this.")
     ] = 0.0,
+    margin_pairs: Annotated[
+        int, typer.Option(help="Training pairs the log-prob margin before/after is measured on.")
+    ] = 32,
     seed: int = 0,
     output: OutputOption = None,
     store: StoreOption = Path(DEFAULT_STORE),
@@ -834,6 +836,7 @@ def train_dpo_command(
         max_length=max_length,
         lora=lora,
         min_confidence=min_confidence,
+        margin_pairs=margin_pairs,
         seed=seed,
     )
     settings.check()
@@ -881,7 +884,6 @@ def train_ppo_command(
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """PPO with a LoRA policy, value head, GAE, clipping and an adaptive KL penalty to the frozen base."""
-    from tasks.ppo import PPOConfig  # imports torch and peft: only for this command
 
     if reward_model is None and rules is None:
         raise CharterError("give a reward: --reward-model DIR, --rules CONSTITUTION, or both")
@@ -984,17 +986,20 @@ def run_pipeline(
     ] = None,
 ) -> None:
     """The whole pipeline from one config: ingest, generate, critique, label, merge, train, evaluate."""
-    from tasks.pipeline_config import STAGES, load_pipeline_config  # imports torch: only here
+    from tasks.pipeline_config import STAGES, load_pipeline_config
 
     path = config or PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "pipeline.yaml"
     settings = load_pipeline_config(path)  # every key and file checked before any work
     unknown = sorted(set(stage or ()) - set(STAGES))
     if unknown:
         raise CharterError(f"unknown --stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
-    identity = model_identity(settings.policy_model.spec())
-    out.print(f"pipeline {path}: store {store or settings.store}, model {identity.model_id}")
     _prefect_environment()
-    from flows.pipeline import pipeline
+    from tasks.prefect_server import api_server_starting
+
+    with api_server_starting():  # comes up while the model is prepared and torch is imported
+        identity = model_identity(settings.policy_model.spec())
+        out.print(f"pipeline {path}: store {store or settings.store}, model {identity.model_id}")
+        from flows.pipeline import pipeline
 
     result = pipeline(config=str(path), stages=stage, store=str(store) if store else None)
     out.print(Path(result["report_markdown"]).read_text(encoding="utf-8"), markup=False, highlight=False)

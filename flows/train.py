@@ -7,12 +7,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.dpo import DPOSettings
-from tasks.ppo import PPOConfig
 from tasks.prefect_train import dpo_task, evaluate_task, ppo_task, reward_task
-from tasks.reward_model import RewardModelConfig
 from tasks.runs import recorded_run
 from tasks.store import Store
+from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
 
 
 def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> dict[str, Any]:

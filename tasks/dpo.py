@@ -15,55 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from tasks.errors import CharterError
 from tasks.logprobs import sequence_logprobs
-
-LOSS_TYPES = (
-    "sigmoid",
-    "hinge",
-    "ipo",
-    "exo_pair",
-    "nca_pair",
-    "robust",
-    "bco_pair",
-    "sppo_hard",
-    "aot",
-    "aot_unpaired",
-    "apo_zero",
-    "apo_down",
-    "discopop",
-    "sft",
-    "sigmoid_norm",
-)
-
-
-class DPOSettings(BaseModel):
-    """A DPO run's settings as plain data (a flow parameter); the TRL names where they exist."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    beta: float = Field(default=0.1, gt=0)
-    loss_type: str = "sigmoid"
-    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    steps: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=4, ge=1)
-    max_length: int = Field(default=384, ge=16)
-    lora: bool = True
-    lora_r: int = Field(default=8, ge=1)
-    lora_alpha: int = Field(default=16, ge=1)
-    # Keep rows whose |2 * target - 1| (the label's confidence) is at least this.
-    min_confidence: float = Field(default=0.0, ge=0, le=1)
-    seed: int = 0
-    precision: Literal["float32", "bfloat16"] = "float32"
-
-    def check(self) -> None:
-        if self.loss_type not in LOSS_TYPES:
-            raise CharterError(f"unknown DPO loss type {self.loss_type!r}; TRL's: {', '.join(LOSS_TYPES)}")
+from tasks.training_settings import DPOSettings
 
 
 def confident_rows(rows: Sequence[dict[str, Any]], min_confidence: float) -> list[dict[str, Any]]:

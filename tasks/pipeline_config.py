@@ -16,16 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.backends.registry import BackendSpec
 from tasks.critique_plan import CritiqueSettings
-from tasks.dpo import DPOSettings
 from tasks.errors import InputError, Problem, read_input_text
 from tasks.judge import JudgeSettings
 from tasks.label_files import LabelFileSpec, preflight
 from tasks.merge import MergePolicy, load_merge_policy
 from tasks.pairs import PairMode
-from tasks.ppo import PPOConfig
 from tasks.prompt_sets import default_prompt_set_name
-from tasks.reward_model import RewardModelConfig
 from tasks.runners import RunnerSpec
+from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
 from tasks.yaml_source import LocatedDocument, load_located_yaml, validate_located
 
 STAGES = ("ingest", "generate", "critique", "label", "merge", "train", "evaluate")

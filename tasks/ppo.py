@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -33,37 +32,9 @@ from tasks.rl_math import (
     policy_loss,
     value_loss,
 )
+from tasks.training_settings import PPOConfig
 
 RewardFn = Callable[[list[str], list[list[dict]]], list[float]]
-
-
-class PPOConfig(BaseModel):
-    """PPO's settings. Clip ranges, ``vf_coef``, GAE and KL control default to the original TRL's
-    values; sizes and learning rate default small, for a LoRA policy on a CPU."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(20, gt=0)
-    batch_size: int = Field(8, gt=0, description="prompts (and responses) per step")
-    max_new_tokens: int = Field(32, gt=0)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    learning_rate: float = Field(1e-5, ge=0)
-    ppo_epochs: int = Field(4, gt=0)
-    mini_batch_size: int = Field(4, gt=0)
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_range: float = 0.2
-    clip_range_value: float = 0.2
-    vf_coef: float = 0.1
-    init_kl_coef: float = 0.2
-    target_kl: float = Field(6.0, gt=0)
-    kl_horizon: float = Field(10000, gt=0)
-    adaptive_kl: bool = True
-    lora_r: int = Field(8, gt=0)
-    lora_alpha: int = Field(16, gt=0)
-    seed: int = 0
-    whiten_advantages: bool = True
 
 
 class PolicyWithValueHead(nn.Module):

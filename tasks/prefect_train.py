@@ -6,12 +6,11 @@ from typing import Any
 
 from prefect import task
 
-from tasks.dpo import DPOSettings
 from tasks.evaluation import evaluate_checkpoint
 from tasks.prefect_common import task_options
-from tasks.reward_model import RewardModelConfig
 from tasks.store import Store
 from tasks.training import train_dpo_checkpoint, train_ppo_checkpoint, train_reward_checkpoint
+from tasks.training_settings import DPOSettings, RewardModelConfig
 
 
 @task(name="train-reward-model", **task_options(retries=0))

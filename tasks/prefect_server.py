@@ -1,0 +1,42 @@
+"""Start Prefect's temporary API server early, so its start overlaps the command's own start-up."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+
+def ephemeral_api() -> bool:
+    """Whether a flow run here would start Prefect's temporary server (no ``PREFECT_API_URL`` set)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
+
+    return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value())
+
+
+@contextlib.contextmanager
+def api_server_starting() -> Iterator[None]:
+    """Start the temporary API server on a thread for the duration of the block; wait for it at the end.
+
+    Without a ``PREFECT_API_URL``, Prefect starts a uvicorn process at the first flow call and
+    waits 7-25 s for it to answer (it imports Prefect's server and, the first time, creates
+    its database) while this process sits idle. Started here, it comes up while the command
+    imports torch and prepares the model. The block's end waits for it because Prefect marks
+    the server running before it answers: a flow started earlier would not wait. A failed
+    start is not raised here; the flow's own start then retries it and reports the error.
+    """
+    if not ephemeral_api():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-api-start", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
