@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from tasks.evaluation import EvaluationSettings
 from tasks.prefect_train import dpo_task, evaluate_task, ppo_task, reward_task
 from tasks.runs import recorded_run
 from tasks.store import Store
@@ -95,18 +96,17 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The behaviour scoreboard of a policy checkpoint against its base on held-out prompts."""
-    options = {
-        "constitution_path": constitution,
-        "prompt_set": prompts,
-        "per_family": per_family,
-        "reward_model": reward_model,
-        "use_judge": use_judge,
-        "max_tokens": max_tokens,
-        "seed": seed,
-    }
+    settings = EvaluationSettings(
+        constitution_path=constitution,
+        prompt_set=prompts,
+        per_family=per_family,
+        reward_model=reward_model,
+        use_judge=use_judge,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
     target = Store.existing(store)
-    with recorded_run(
-        target, "evaluate", {"checkpoint": checkpoint, **options}, run_id=flow_run.get_id()
-    ) as run:
+    parameters = {"checkpoint": checkpoint, **settings.model_dump()}
+    with recorded_run(target, "evaluate", parameters, run_id=flow_run.get_id()) as run:
         run.add_input(constitution)
-        return evaluate_task(str(target.root), checkpoint, options)
+        return evaluate_task(str(target.root), checkpoint, settings)

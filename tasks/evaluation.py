@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tasks.backends.base import Backend, SamplingConfig
 from tasks.constitution import Constitution, load_constitution
 from tasks.conversation import Message
@@ -129,33 +131,27 @@ def held_out_prompts(store: Store, prompt_set: str, seen: set[str], per_family: 
     return [prompt for group in kept.values() for prompt in group]
 
 
-def evaluate_checkpoint(
-    store: Store,
-    checkpoint: str | Path,
-    constitution_path: str,
-    prompt_set: str,
-    *,
-    per_family: int = 2,
-    reward_model: str | None = None,
-    use_judge: bool = True,
-    max_tokens: int = 64,
-    seed: int = 0,
-) -> dict[str, Any]:
+class EvaluationSettings(BaseModel):
+    """What a scoreboard is made with; saved in it, so the same evaluation asked again is reused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    constitution_path: str
+    prompt_set: str
+    per_family: int = Field(default=2, ge=1)
+    reward_model: str | None = None
+    use_judge: bool = True
+    max_tokens: int = Field(default=64, ge=1)
+    seed: int = 0
+
+
+def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: EvaluationSettings) -> dict[str, Any]:
     """The scoreboard of a policy checkpoint against its base model, as plain data (also saved beside it)."""
     from tasks.backends.hf import HFBackend
     from tasks.models import ResolvedModel
 
-    settings = {
-        "constitution_path": constitution_path,
-        "prompt_set": prompt_set,
-        "per_family": per_family,
-        "reward_model": reward_model,
-        "use_judge": use_judge,
-        "max_tokens": max_tokens,
-        "seed": seed,
-    }
     path = Path(checkpoint) / SCOREBOARD_FILE
-    previous = _finished_scoreboard(path, settings)
+    previous = _finished_scoreboard(path, settings.model_dump())
     if previous is not None:
         return previous
     lineage = read_lineage(checkpoint)
@@ -164,16 +160,16 @@ def evaluate_checkpoint(
             f"{checkpoint} is a {lineage['kind']} checkpoint, not a policy: evaluate a dpo or ppo one"
         )
     seen = {row["prompt_id"] for row in read_set(store, lineage["preference_set"])[1]}
-    prompts = held_out_prompts(store, prompt_set, seen, per_family)
+    prompts = held_out_prompts(store, settings.prompt_set, seen, settings.per_family)
     if not prompts:
-        raise CharterError(f"prompt set {prompt_set!r} has no prompts the training set did not use")
+        raise CharterError(f"prompt set {settings.prompt_set!r} has no prompts the training set did not use")
     base = HFBackend(ResolvedModel(lineage["base_model_path"], lineage["base_model"]))
     tuned = HFBackend(ResolvedModel(lineage["model_path"], f"{lineage['kind']}:{Path(checkpoint).name}"))
     scorer = None
-    if reward_model:
+    if settings.reward_model:
         from tasks.reward_model import load_reward_model, score_texts
 
-        model, tokenizer, metadata = load_reward_model(reward_model)
+        model, tokenizer, metadata = load_reward_model(settings.reward_model)
         max_length = metadata["config"]["max_length"]
 
         def scorer(conversations: list[list[Message]], responses: list[str]) -> list[float]:
@@ -183,16 +179,16 @@ def evaluate_checkpoint(
         base,
         tuned,
         prompts,
-        load_constitution(constitution_path),
+        load_constitution(settings.constitution_path),
         reward_scorer=scorer,
-        judge_backend=base if use_judge else None,
-        max_tokens=max_tokens,
-        seed=seed,
+        judge_backend=base if settings.use_judge else None,
+        max_tokens=settings.max_tokens,
+        seed=settings.seed,
     )
     report = {
-        "settings": settings,
+        "settings": settings.model_dump(),
         "checkpoint": str(checkpoint),
-        "reward_model": reward_model,
+        "reward_model": settings.reward_model,
         "prompts": len(prompts),
         "families": result.families,
         "principles": result.principles,

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.evaluation import evaluate_checkpoint
+from tasks.evaluation import EvaluationSettings, evaluate_checkpoint
 from tasks.prefect_common import task_options
 from tasks.store import Store
 from tasks.training import train_dpo_checkpoint, train_ppo_checkpoint, train_reward_checkpoint
@@ -33,8 +33,8 @@ def dpo_task(
 
 
 @task(name="evaluate-checkpoint", **task_options(retries=0))
-def evaluate_task(store_root: str, checkpoint: str, options: dict[str, Any]) -> dict[str, Any]:
-    return evaluate_checkpoint(Store(store_root), checkpoint, **options)
+def evaluate_task(store_root: str, checkpoint: str, settings: EvaluationSettings) -> dict[str, Any]:
+    return evaluate_checkpoint(Store(store_root), checkpoint, settings)
 
 
 @task(name="train-ppo", **task_options(retries=0))
