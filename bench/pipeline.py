@@ -90,14 +90,15 @@ def run(config: str) -> dict[str, Any]:
     store = Path(tempfile.mkdtemp(prefix="charter-bench-store-")) / "store"
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    from tasks.prefect_server import api_server_starting
+    from tasks.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
 
     with api_server_starting():  # as `charter run` does
         imports_started = time.perf_counter()
         from flows.pipeline import pipeline
 
         imports = time.perf_counter() - imports_started
-    result = pipeline(config=config, store=str(store))
+    with without_heartbeats_when_ephemeral():
+        result = pipeline(config=config, store=str(store))
     wall = time.perf_counter() - started
     tasks, task_runs = _task_seconds()
     overhead = wall - tasks - imports

@@ -994,14 +994,15 @@ def run_pipeline(
     if unknown:
         raise CharterError(f"unknown --stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     _prefect_environment()
-    from tasks.prefect_server import api_server_starting
+    from tasks.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
 
     with api_server_starting():  # comes up while the model is prepared and torch is imported
         identity = model_identity(settings.policy_model.spec())
         out.print(f"pipeline {path}: store {store or settings.store}, model {identity.model_id}")
         from flows.pipeline import pipeline
 
-    result = pipeline(config=str(path), stages=stage, store=str(store) if store else None)
+    with without_heartbeats_when_ephemeral():
+        result = pipeline(config=str(path), stages=stage, store=str(store) if store else None)
     out.print(Path(result["report_markdown"]).read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"[green]pipeline complete[/green] (run {result['run_id']}); report: {result['report_html']}")
 

@@ -40,3 +40,21 @@ def api_server_starting() -> Iterator[None]:
         yield
     finally:
         thread.join()
+
+
+@contextlib.contextmanager
+def without_heartbeats_when_ephemeral() -> Iterator[None]:
+    """No flow-run heartbeats while the API is the temporary server; a real server keeps them.
+
+    A heartbeat lets a server notice that a flow run's process died. The temporary server
+    lives and dies with this process, so nothing is left to notice, while Prefect joins the
+    heartbeat thread at the end of every flow run, subflows included, waiting up to 1 s (its
+    sleep step): measured ~1 s per subflow, 8 s of a pipeline run, for nothing.
+    """
+    if not ephemeral_api():
+        yield
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

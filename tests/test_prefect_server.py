@@ -6,9 +6,9 @@ import threading
 
 import httpx
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-from tasks.prefect_server import api_server_starting, ephemeral_api
+from tasks.prefect_server import api_server_starting, ephemeral_api, without_heartbeats_when_ephemeral
 
 
 def starting_threads() -> list[threading.Thread]:
@@ -34,3 +34,12 @@ def test_the_temporary_server_answers_once_the_block_ends() -> None:
         server = SubprocessASGIServer()  # the instance Prefect's client uses for flow runs
         assert server.running
         assert httpx.get(f"{server.api_url}/health", timeout=5).status_code == 200
+
+
+def test_heartbeats_stop_only_for_the_temporary_server() -> None:
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with without_heartbeats_when_ephemeral():
+            assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), without_heartbeats_when_ephemeral():
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180
