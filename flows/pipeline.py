@@ -23,14 +23,14 @@ from flows.ingest import ingest
 from flows.label import label
 from flows.merge import merge
 from flows.train import evaluate, train_dpo, train_ppo, train_reward
-from tasks.backends.registry import close_backends
 from tasks.errors import CharterError
 from tasks.exports import preference_set_records, write_records
 from tasks.lineage import latest_checkpoint
 from tasks.pairs import PairSettings
 from tasks.pipeline_config import STAGES, PipelineConfig, Stage, load_pipeline_config
+from tasks.prefect_pipeline import release_models, write_run_report
 from tasks.preference_sets import read_set
-from tasks.report import StageRecord, write_report
+from tasks.report import StageRecord
 from tasks.runners import runner_session
 from tasks.runs import recorded_run
 from tasks.store import Store
@@ -60,7 +60,7 @@ def pipeline(
         run.add_input(config)
         for stage in chosen:
             if stage == "train":
-                close_backends()  # the generation engine's memory and threads go to training
+                release_models()  # the generation engine's memory and threads go to training
             started = time.perf_counter()
             result = _STAGE_RUNNERS[stage](state)
             record = _record(stage, time.perf_counter() - started, result)
@@ -68,11 +68,11 @@ def pipeline(
             records.append(record)
             for table, rows in record.rows_added.items():
                 run.rows_added[table] += rows
-        close_backends()
+        release_models()
         report_dir = Path(settings.report_dir or Path(settings.store) / "reports") / run.run_id
-        paths = write_report(
-            target,
-            report_dir,
+        paths = write_run_report(
+            str(target.root),
+            str(report_dir),
             title=f"charter run {run.run_id[:8]}: {Path(config).name}",
             stages=records,
             reward_checkpoint=state.reward_checkpoint,
