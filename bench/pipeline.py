@@ -11,8 +11,8 @@ only this run.
   and the flows) minus charter's own work: those imports, and the time inside every task
   run (planning, model loading, generation, judging, training), read back from Prefect's own
   API. What is left is Prefect (any server start the imports did not hide, flow and task run
-  bookkeeping, state changes, logging) plus the little flow-level code (run records, planning
-  a stage), so the figure is an upper bound. Printed as a share of the wall time, against the
+  bookkeeping, state changes, logging) plus the little flow-level code (run records, reading the
+  config), so the figure is an upper bound. Printed as a share of the wall time, against the
   issue's target of 5%. Prefect creates its database the first time a Prefect home is used;
   that one-time cost is measured before the run (the database is then in place, as on every
   run after a user's first) and printed beside it.
