@@ -23,7 +23,6 @@ from tasks.models import resolve_model
 from tasks.ppo import make_policy, ppo_train, save_policy
 from tasks.preference_sets import read_set
 from tasks.reward_model import (
-    RewardModelConfig,
     load_reward_model,
     save_reward_model,
     score_texts,
@@ -31,7 +30,7 @@ from tasks.reward_model import (
 )
 from tasks.scoreboard import behaviour
 from tasks.store import Store
-from tasks.training_settings import DPOSettings, PPOConfig
+from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
 
 
 def checkpoint_dir(store: Store, kind: str, identity: dict[str, Any]) -> Path:

@@ -16,7 +16,6 @@ from tasks.errors import CharterError
 from tasks.human_labels import parse_label_file
 from tasks.reward_model import (
     METADATA_FILE,
-    RewardModelConfig,
     backbone_path,
     bt_loss,
     evaluate,
@@ -28,6 +27,7 @@ from tasks.reward_model import (
     split_records,
     train_reward_model,
 )
+from tasks.training_settings import RewardModelConfig
 
 
 def _loss(margins: list[float], targets: list[float], weights: list[float] | None = None) -> float:
