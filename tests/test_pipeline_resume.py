@@ -76,7 +76,7 @@ def _start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "charter"), "run", str(config)],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},  # lines arrive as logged
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -110,6 +110,25 @@ def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], what: s
     return output
 
 
+def _kill_at_line(process: subprocess.Popen, marker: str, what: str) -> str:
+    """SIGKILL the run's process group the moment a line of its output contains ``marker``.
+
+    For a stage too quick to catch by polling the store (the merge takes well under a second).
+    """
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    else:
+        process.wait(timeout=60)
+        pytest.fail(f"the run ended before {what}:\n{''.join(seen)[-4000:]}")
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    return "".join(seen) + rest
+
+
 def _count(store: Path, table: str, **equal: str) -> int:
     if not (store / "tables" / table).exists():
         return 0
@@ -117,12 +136,6 @@ def _count(store: Path, table: str, **equal: str) -> int:
         return Store(store).count(table)
     rows = Store(store).read(table, list(equal)).to_pylist()
     return sum(all(row[k] == v for k, v in equal.items()) for row in rows)
-
-
-def _started(store: Path, flow: str) -> bool:
-    return _count(store, "runs", flow=flow, status="started") > _count(
-        store, "runs", flow=flow, status="completed"
-    )
 
 
 def _contents(store: Path) -> dict[str, list[str]]:
@@ -189,8 +202,9 @@ def test_killed_in_every_stage_resumes_to_the_same_result(uninterrupted: dict, t
     assert f"6 generations in 3 batches; {3 - critiqued // 2} batches to run" in output
     assert _count(store, "critiques") == total_critiques
 
-    # Mid-merge: its run has started and not completed.
-    _kill_when(_start(config), lambda: _started(store, "merge"), "the merge run")
+    # Mid-merge: its subflow has begun and its preference set is not recorded yet.
+    _kill_at_line(_start(config), "for flow 'merge'", "the merge subflow")
+    assert _count(store, "preference_sets") == 0
 
     # Mid-training: DPO's staging folder exists (the reward model before it finished).
     _kill_when(
