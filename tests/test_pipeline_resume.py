@@ -104,6 +104,11 @@ def _kill_when(process: subprocess.Popen, condition: Callable[[], bool], what: s
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
+    return _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> str:
+    """SIGKILL the run's process group (its Prefect server too); the output it had not read yet."""
     os.killpg(process.pid, signal.SIGKILL)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
@@ -119,14 +124,9 @@ def _kill_at_line(process: subprocess.Popen, marker: str, what: str) -> str:
     for line in process.stdout:
         seen.append(line)
         if marker in line:
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-    else:
-        process.wait(timeout=60)
-        pytest.fail(f"the run ended before {what}:\n{''.join(seen)[-4000:]}")
-    rest, _ = process.communicate(timeout=60)
-    assert process.returncode == -signal.SIGKILL
-    return "".join(seen) + rest
+            return "".join(seen) + _kill(process)
+    process.wait(timeout=60)
+    pytest.fail(f"the run ended before {what}:\n{''.join(seen)[-4000:]}")
 
 
 def _count(store: Path, table: str, **equal: str) -> int:
