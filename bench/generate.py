@@ -2,7 +2,7 @@
 
 One run, on one workload: 32 prompts x 4 samples x up to 64 new tokens with the embedded default
 model (SmolLM2-135M-Instruct, float32, ``resolve_model(None)``), fixed sampling (temperature 1.0,
-top_p 0.95, fixed per-prompt seeds derived as ``tasks.generation`` does). The 32 prompts come from
+top_p 0.95, fixed per-prompt seeds derived as ``tasks.generate.generation`` does). The 32 prompts come from
 the bundled ``datasets/healthcare-scheduling/prompts.jsonl``, taken round-robin over its families
 in file order (every family's first prompt, then every family's second, ...). It measures:
 
@@ -64,26 +64,26 @@ from typing import Any, TypeVar
 from machine import environment  # bench/machine.py: this script's folder is on sys.path
 
 try:
-    from tasks.backends.base import Completion, SamplingConfig
+    from tasks.backends.base import Completion, SamplingSettings
     from tasks.backends.chat import prompt_token_ids
-    from tasks.generation import prompt_seed
-    from tasks.models import ResolvedModel, resolve_model
-    from tasks.prompt_sets import PromptRecord, load_prompt_set
+    from tasks.backends.models import ResolvedModel, resolve_model
+    from tasks.generate.generation import prompt_seed
+    from tasks.ingest.prompt_sets import PromptRecord, load_prompt_set
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tasks.backends.base import Completion, SamplingConfig
+    from tasks.backends.base import Completion, SamplingSettings
     from tasks.backends.chat import prompt_token_ids
-    from tasks.generation import prompt_seed
-    from tasks.models import ResolvedModel, resolve_model
-    from tasks.prompt_sets import PromptRecord, load_prompt_set
+    from tasks.backends.models import ResolvedModel, resolve_model
+    from tasks.generate.generation import prompt_seed
+    from tasks.ingest.prompt_sets import PromptRecord, load_prompt_set
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_SET = ROOT / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
 PROMPTS = 32
-SAMPLING = SamplingConfig(n=4, temperature=1.0, top_p=0.95, max_tokens=64, seed=20_240_611)
-WARMUP = SamplingConfig(n=2, temperature=1.0, top_p=0.95, max_tokens=8, seed=1)
+SAMPLING = SamplingSettings(n=4, temperature=1.0, top_p=0.95, max_tokens=64, seed=20_240_611)
+WARMUP = SamplingSettings(n=2, temperature=1.0, top_p=0.95, max_tokens=8, seed=1)
 WARMUP_PROMPTS = 2
 TARGET_VS_NAIVE = 10.0
 TARGET_VS_BATCHED = 1.5

@@ -5,17 +5,17 @@ One run, on one backend (vLLM by default, ``--backend hf`` for transformers) and
 twice and compares the two judges' speed and verdicts.
 
 The pairs: the first N usable rows of ``../shared/data/hh-rlhf/harmless-base-test-sample.jsonl``,
-read by charter's own hh-rlhf importer (``tasks.human_labels.parse_label_file``): the conversation is
+read by charter's own hh-rlhf importer (``tasks.ingest.human_labels.parse_label_file``): the conversation is
 every turn before the last Assistant turn, the two responses are the two last Assistant turns, and
-the human choice is the ``chosen`` one. Pairs are canonicalised by ``tasks.pairs.make_pair`` (A is
+the human choice is the ``chosen`` one. Pairs are canonicalised by ``tasks.label.pairs.make_pair`` (A is
 the response whose id sorts first, so A is the chosen response only about half the time; accuracy
 compares response ids); rows the importer rejects or whose responses are the same text are skipped
 and counted. Each pair gets one principle of ``constitutions/helpful-harmless.yaml``, sampled by
-``tasks.judge.plan_comparisons`` (seed 0); both judges see the same principle.
+``tasks.label.judge.plan_comparisons`` (seed 0); both judges see the same principle.
 
 The two judges, each judging every pair in both orders (A shown first, then A shown second):
 
-* ``logprob``: ``tasks.judge.judge`` with ``JudgeSettings(methods=("logprob",))``, exactly as a
+* ``logprob``: ``tasks.label.judge.judge`` with ``JudgeSettings(methods=("logprob",))``, exactly as a
   label run calls it: per order one forward pass reading the log-probabilities of "A" and "B" after
   "The answer is: (", no generated text; p_a is the mean of the two orders' P(A better);
 * ``parse`` (the baseline, as distilabel- and TRL-style judges do it): the same judge prompt
@@ -74,13 +74,14 @@ from typing import Any, TypeVar
 from machine import environment  # bench/machine.py: this script's folder is on sys.path
 
 try:
-    from tasks.backends.base import Backend, SamplingConfig
+    from tasks.backends.base import Backend, SamplingSettings
     from tasks.backends.chat import prompt_token_ids
-    from tasks.constitution import Constitution, load_constitution
-    from tasks.conversation import Message
-    from tasks.generation import PromptItem
-    from tasks.human_labels import parse_label_file
-    from tasks.judge import (
+    from tasks.backends.models import ResolvedModel, resolve_model
+    from tasks.constitution.model import Constitution, load_constitution
+    from tasks.core.conversation import Message
+    from tasks.generate.generation import PromptItem
+    from tasks.ingest.human_labels import parse_label_file
+    from tasks.label.judge import (
         ANSWER_PREFIX,
         Comparison,
         JudgeSettings,
@@ -88,18 +89,18 @@ try:
         judge_messages,
         plan_comparisons,
     )
-    from tasks.models import ResolvedModel, resolve_model
-    from tasks.pairs import Pair, make_pair
-    from tasks.soft_labels import order_average, preference
+    from tasks.label.pairs import Pair, make_pair
+    from tasks.label.soft_labels import order_average, preference
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tasks.backends.base import Backend, SamplingConfig
+    from tasks.backends.base import Backend, SamplingSettings
     from tasks.backends.chat import prompt_token_ids
-    from tasks.constitution import Constitution, load_constitution
-    from tasks.conversation import Message
-    from tasks.generation import PromptItem
-    from tasks.human_labels import parse_label_file
-    from tasks.judge import (
+    from tasks.backends.models import ResolvedModel, resolve_model
+    from tasks.constitution.model import Constitution, load_constitution
+    from tasks.core.conversation import Message
+    from tasks.generate.generation import PromptItem
+    from tasks.ingest.human_labels import parse_label_file
+    from tasks.label.judge import (
         ANSWER_PREFIX,
         Comparison,
         JudgeSettings,
@@ -107,9 +108,8 @@ except ImportError:  # not installed: run from a checkout
         judge_messages,
         plan_comparisons,
     )
-    from tasks.models import ResolvedModel, resolve_model
-    from tasks.pairs import Pair, make_pair
-    from tasks.soft_labels import order_average, preference
+    from tasks.label.pairs import Pair, make_pair
+    from tasks.label.soft_labels import order_average, preference
 
 T = TypeVar("T")
 
@@ -212,11 +212,11 @@ def order_p_a(letter: str | None, a_shown_first: bool) -> float:
 
 def parse_judge(backend: Backend, comparisons: Sequence[Comparison], max_tokens: int) -> ParseVerdicts:
     """Both orders of every comparison in one greedy ``generate`` call, then the regex verdicts."""
-    # Every first order, then every second, as tasks.judge orders them: the prefix cache then
+    # Every first order, then every second, as tasks.label.judge orders them: the prefix cache then
     # serves both judges' second orders alike.
     asks = [parse_messages(c, a_first) for a_first in (True, False) for c in comparisons]
     seeds = [int(c.label_id[:15], 16) + order for order in (0, 1) for c in comparisons]
-    sampling = SamplingConfig(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
+    sampling = SamplingSettings(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     completions = [samples[0] for samples in backend.generate(asks, sampling, seeds)]
     letters = [parse_verdict(c.text) for c in completions]
     count = len(comparisons)

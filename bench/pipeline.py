@@ -90,7 +90,7 @@ def run(config: str) -> dict[str, Any]:
     store = Path(tempfile.mkdtemp(prefix="charter-bench-store-")) / "store"
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    from tasks.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
+    from tasks.orchestration.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
 
     with api_server_starting():  # as `charter run` does
         imports_started = time.perf_counter()

@@ -3,15 +3,15 @@
 One run, real data: the first pairs of ``../shared/data/hh-rlhf/harmless-base-test-sample.jsonl``
 (read by charter's own hh-rlhf importer; the human-chosen response is ``chosen``, target 1.0).
 
-* Reward model: charter's Bradley-Terry loop (``tasks.reward_model.train_reward_model``, MiniLM,
+* Reward model: charter's Bradley-Terry loop (``tasks.train.reward_model.train_reward_model``, MiniLM,
   max_length 256, batch 16) against the baseline TRL's ``RewardTrainer`` on the same pairs,
   model, batch size and length, pre-tokenized (MiniLM's tokenizer has no eos token, so raw text
   fails there), one epoch each; pairs/s = training pairs / wall time of the training loop
   (model loading and held-out evaluation excluded: charter's loop reports its own step time,
   TRL's ``train_runtime``).
-* DPO: TRL's ``DPOTrainer`` through ``tasks.dpo.train_dpo`` (SmolLM2-135M, LoRA r=8, batch 4,
+* DPO: TRL's ``DPOTrainer`` through ``tasks.train.dpo.train_dpo`` (SmolLM2-135M, LoRA r=8, batch 4,
   max_length 384), ``--dpo-steps`` steps; s/step from TRL's ``train_runtime``.
-* PPO: ``tasks.ppo.ppo_train`` on the full SmolLM2-135M (LoRA r=8 + value head), batch 8,
+* PPO: ``tasks.train.ppo.ppo_train`` on the full SmolLM2-135M (LoRA r=8 + value head), batch 8,
   32 new tokens, a rule reward (no reward model, so the figure is PPO's own cost), ``--ppo-steps``
   steps; s/step split into rollout (generation + scoring + reference + GAE) and update (PPO
   epochs), as the loop measures them. The first PPO step is reported apart (warm-up).
@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.human_labels import parse_label_file
+from tasks.ingest.human_labels import parse_label_file
 
 DATA = (
     Path(__file__).resolve().parent.parent.parent
@@ -77,10 +77,10 @@ def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
     from trl import RewardConfig, RewardTrainer
 
     from datasets import Dataset
-    from tasks.reward_model import format_text, load_backbone, train_reward_model
-    from tasks.training_settings import RewardModelConfig
+    from tasks.train.reward_model import format_text, load_backbone, train_reward_model
+    from tasks.train.settings import RewardModelSettings
 
-    config = RewardModelConfig(batch_size=16, max_length=256, epochs=1)
+    config = RewardModelSettings(batch_size=16, max_length=256, epochs=1)
     _, _, history = train_reward_model(records, config, eval_records=[])
     ours = history.pairs_per_second
 
@@ -115,9 +115,9 @@ def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_dpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
-    from tasks.dpo import train_dpo
-    from tasks.models import resolve_model
-    from tasks.training_settings import DPOSettings
+    from tasks.backends.models import resolve_model
+    from tasks.train.dpo import train_dpo
+    from tasks.train.settings import DPOSettings
 
     rows = [{**r, "prompt": json.dumps(r["prompt"])} for r in records[: steps * 4]]
     settings = DPOSettings(steps=steps, batch_size=4, max_length=384)
@@ -130,13 +130,13 @@ def bench_dpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
 def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tasks.models import resolve_model
-    from tasks.ppo import make_policy, ppo_train
-    from tasks.training_settings import PPOConfig
+    from tasks.backends.models import resolve_model
+    from tasks.train.ppo import make_policy, ppo_train
+    from tasks.train.settings import PPOSettings
 
     path = resolve_model(None).path
     tokenizer = AutoTokenizer.from_pretrained(path)
-    config = PPOConfig(steps=steps, batch_size=8, max_new_tokens=32, mini_batch_size=4, ppo_epochs=2)
+    config = PPOSettings(steps=steps, batch_size=8, max_new_tokens=32, mini_batch_size=4, ppo_epochs=2)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(path), config)
 
     def reward(responses: list[str], conversations: list[list[dict]]) -> list[float]:

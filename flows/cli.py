@@ -26,37 +26,37 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.render import OUTPUT_FORMATS, print_result, print_scoreboard, rich_table
-from tasks.audit import audit_summary
-from tasks.backends.registry import BackendSpec, choose_kind, concrete, model_identity
+from tasks.backends.models import resolve_model
 from tasks.backends.server import check_server
-from tasks.constitution import load_constitution
-from tasks.constitution_diff import diff_constitutions
-from tasks.constitution_import import IMPORT_FORMATS, import_anthropic, slugify
-from tasks.critique_plan import CritiqueSettings, chain_states
-from tasks.deployments import FLOWS, check_cron, check_timezone, flow_path, next_run_times
-from tasks.errors import CharterError, InputError
-from tasks.exports import FORMATS as EXPORT_FORMATS
-from tasks.exports import (
+from tasks.backends.settings import BackendSettings, choose_kind, concrete, model_identity
+from tasks.constitution.diff import diff_constitutions
+from tasks.constitution.importers import IMPORT_FORMATS, import_anthropic, slugify
+from tasks.constitution.model import load_constitution
+from tasks.core.errors import CharterError, InputError
+from tasks.critique.plan import CritiqueSettings, chain_states
+from tasks.generate.generation import generations_of, select_prompts
+from tasks.ingest.human_labels import FORMATS
+from tasks.ingest.label_files import LabelFileSettings, preflight
+from tasks.ingest.prompt_sets import load_prompt_set
+from tasks.label.judge import METHODS, JudgeSettings
+from tasks.label.pairs import PAIR_MODES, PairSettings
+from tasks.merge.policy import MergeSettings, load_merge_policy
+from tasks.merge.preference_sets import read_set
+from tasks.orchestration.deployments import FLOWS, check_cron, check_timezone, flow_path, next_run_times
+from tasks.orchestration.runners import RUNNERS, runner_spec
+from tasks.store.audit import audit_summary
+from tasks.store.exports import FORMATS as EXPORT_FORMATS
+from tasks.store.exports import (
     STYLES,
     preference_records,
     preference_set_records,
     sft_records,
     write_records,
 )
-from tasks.generation import generations_of, select_prompts
-from tasks.human_labels import FORMATS
-from tasks.judge import METHODS, JudgeSettings
-from tasks.label_files import LabelFileSpec, preflight
-from tasks.lineage import SCOREBOARD_FILE, latest_checkpoint, read_lineage
-from tasks.merge import MergePolicy, load_merge_policy
-from tasks.models import resolve_model
-from tasks.pairs import PAIR_MODES, PairSettings
-from tasks.preference_sets import read_set
-from tasks.prompt_sets import load_prompt_set
-from tasks.runners import RUNNERS, runner_spec
-from tasks.sql import run_query
-from tasks.store import DEFAULT_STORE, Store
-from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
+from tasks.store.sql import run_query
+from tasks.store.store import DEFAULT_STORE, Store
+from tasks.train.lineage import SCOREBOARD_FILE, latest_checkpoint, read_lineage
+from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def _prefect_environment() -> None:
 
 
 def _run_ingest(
-    store: Path, constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSpec]
+    store: Path, constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSettings]
 ) -> None:
     preflight(constitutions, prompt_sets, label_files)
     _prefect_environment()
@@ -143,14 +143,14 @@ def ingest(
     constitutions = [str(p) for p in constitution or []]
     prompt_sets = [str(p) for p in prompts or []]
     specs = [
-        *(LabelFileSpec(path=str(p), format="charter") for p in labels or []),
-        *(LabelFileSpec(path=str(p), format="hh-rlhf") for p in hh_rlhf or []),
-        *(LabelFileSpec(path=str(p), format="label-studio") for p in label_studio or []),
+        *(LabelFileSettings(path=str(p), format="charter") for p in labels or []),
+        *(LabelFileSettings(path=str(p), format="hh-rlhf") for p in hh_rlhf or []),
+        *(LabelFileSettings(path=str(p), format="label-studio") for p in label_studio or []),
     ]
     if bundled and not (constitutions or prompt_sets or specs):
         constitutions = _bundled("constitutions/*.yaml")
         prompt_sets = _bundled("datasets/*/prompts.jsonl")
-        specs = [LabelFileSpec(path=p) for p in _bundled("datasets/*/human-labels.jsonl")]
+        specs = [LabelFileSettings(path=p) for p in _bundled("datasets/*/human-labels.jsonl")]
         out.print(
             f"[dim]ingesting the bundled samples: {len(constitutions)} constitutions, "
             f"{len(prompt_sets)} prompt sets, {len(specs)} label files[/dim]"
@@ -174,7 +174,7 @@ def import_labels_command(
     """Import human pairwise labels (charter JSONL, hh-rlhf JSONL, Label Studio JSON)."""
     if fmt not in FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(FORMATS)}")
-    spec = LabelFileSpec(
+    spec = LabelFileSettings(
         path=str(file), format=fmt, annotator=annotator, family=family, skip_invalid=skip_invalid
     )
     _run_ingest(store, [], [], [spec])
@@ -356,10 +356,10 @@ def models_prepare(
     out.print(f"[green]ready[/green] {resolved.model_id} at {resolved.path}")
 
 
-def _backend_spec(backend: str, model: str | None, base_url: str | None) -> BackendSpec:
+def _backend_spec(backend: str, model: str | None, base_url: str | None) -> BackendSettings:
     """Check the backend choice before any work: the kind, the model path, the server."""
     kind, reason = choose_kind(backend)
-    spec = BackendSpec(kind=kind, model=model, base_url=base_url)
+    spec = BackendSettings(kind=kind, model=model, base_url=base_url)
     identity = model_identity(spec)
     if kind == "openai":
         check_server(base_url or "")
@@ -564,7 +564,7 @@ def export(
         seed=seed,
         few_shot_path=str(few_shot) if few_shot else None,
     )
-    spec = concrete(BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url))
+    spec = concrete(BackendSettings(kind=choose_kind(backend)[0], model=model, base_url=base_url))
     states = chain_states(
         Store.existing(store),
         None,
@@ -642,7 +642,7 @@ def label(
     if pair_settings.mode != "human" and not prompts:
         raise CharterError(f"--pairs {pairs} needs --prompts (the prompt set whose responses to pair)")
     if set(judge_settings.methods) == {"rule"}:
-        spec = BackendSpec(kind=choose_kind(backend)[0], model=model, base_url=base_url)
+        spec = BackendSettings(kind=choose_kind(backend)[0], model=model, base_url=base_url)
     else:
         spec = _backend_spec(backend, model, base_url)
     where = runner_spec(runner, ray_address)
@@ -702,14 +702,14 @@ def merge(
     store: StoreOption = Path(DEFAULT_STORE),
 ) -> None:
     """Merge human and AI labels into a versioned preference set (content-hash id) under a policy."""
-    base = load_merge_policy(policy) if policy else MergePolicy()
+    base = load_merge_policy(policy) if policy else MergeSettings()
     overrides = {
         "ai_min_margin": ai_min_margin,
         "ai_require_consistent": require_consistent,
         "ties": ties,
         "human_split": human_split,
     }
-    merged_policy = MergePolicy.model_validate(
+    merged_policy = MergeSettings.model_validate(
         base.model_dump() | {key: value for key, value in overrides.items() if value is not None}
     )
     _check_export_options(fmt, style)
@@ -775,7 +775,7 @@ def train_reward_command(
 ) -> None:
     """Train a Bradley-Terry reward model (soft targets, weights) and report held-out calibration."""
 
-    config = RewardModelConfig(
+    config = RewardModelSettings(
         backbone=backbone,
         epochs=epochs,
         batch_size=batch_size,
@@ -891,7 +891,7 @@ def train_ppo_command(
         read_lineage(reward_model)
     if rules:
         load_constitution(rules)
-    config = PPOConfig(
+    config = PPOSettings(
         steps=steps,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
@@ -986,7 +986,7 @@ def run_pipeline(
     ] = None,
 ) -> None:
     """The whole pipeline from one config: ingest, generate, critique, label, merge, train, evaluate."""
-    from tasks.pipeline_config import STAGES, load_pipeline_config
+    from tasks.orchestration.pipeline_config import STAGES, load_pipeline_config
 
     path = config or PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "pipeline.yaml"
     settings = load_pipeline_config(path)  # every key and file checked before any work
@@ -994,7 +994,7 @@ def run_pipeline(
     if unknown:
         raise CharterError(f"unknown --stage {', '.join(unknown)}; stages: {', '.join(STAGES)}")
     _prefect_environment()
-    from tasks.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
+    from tasks.orchestration.prefect_server import api_server_starting, without_heartbeats_when_ephemeral
 
     with api_server_starting():  # comes up while the model is prepared and torch is imported
         identity = model_identity(settings.policy_model.spec())
@@ -1014,7 +1014,7 @@ def score(
     responses: Annotated[list[str], typer.Argument(help="Responses to score.")],
 ) -> None:
     """Score responses to a prompt with a trained reward model (higher is better)."""
-    from tasks.reward_model import load_reward_model, score_texts
+    from tasks.train.reward_model import load_reward_model, score_texts
 
     model, tokenizer, metadata = load_reward_model(reward_model)
     conversation = [{"role": "user", "content": prompt}]

@@ -7,13 +7,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.backends.registry import BackendSpec, concrete
-from tasks.critique_plan import CritiqueSettings
-from tasks.prefect_critique import critique_batch, plan_critique
-from tasks.prefect_ingest import import_constitution
-from tasks.runners import RunnerSpec, run_batches
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.backends.settings import BackendSettings, concrete
+from tasks.critique.plan import CritiqueSettings
+from tasks.critique.prefect_tasks import critique_batch, plan_critique
+from tasks.ingest.prefect_tasks import import_constitution
+from tasks.orchestration.runners import RunnerSettings, run_batches
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
 
 
 @flow(name="critique")
@@ -21,19 +21,19 @@ def critique(
     store: str,
     prompts: str,
     constitution: str,
-    backend: BackendSpec | None = None,
+    backend: BackendSettings | None = None,
     settings: CritiqueSettings | None = None,
     batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
-    runner: RunnerSpec | None = None,
+    runner: RunnerSettings | None = None,
 ) -> dict[str, Any]:
     """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path).
 
     ``runner`` says where the batches run (default: in order, in this process); it changes no
     row, so it is not one of the parameters the run records.
     """
-    spec = concrete(backend or BackendSpec())
+    spec = concrete(backend or BackendSettings())
     settings = settings or CritiqueSettings()
     selection = {"prompt_set": prompts, "families": families, "limit": limit}
     target = Store.create(store)

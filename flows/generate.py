@@ -8,21 +8,21 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.backends.base import SamplingConfig
-from tasks.backends.registry import BackendSpec, concrete
-from tasks.prefect_generate import generate_batch, plan_generation
-from tasks.prefect_ingest import import_prompt_set
-from tasks.prompt_sets import default_prompt_set_name
-from tasks.runners import RunnerSpec, run_batches
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.backends.base import SamplingSettings
+from tasks.backends.settings import BackendSettings, concrete
+from tasks.generate.prefect_tasks import generate_batch, plan_generation
+from tasks.ingest.prefect_tasks import import_prompt_set
+from tasks.ingest.prompt_sets import default_prompt_set_name
+from tasks.orchestration.runners import RunnerSettings, run_batches
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
 
 
 @flow(name="generate")
 def generate(
     store: str,
     prompts: str,
-    backend: BackendSpec | None = None,
+    backend: BackendSettings | None = None,
     n: int = 4,
     temperature: float = 0.8,
     top_p: float = 0.95,
@@ -31,15 +31,15 @@ def generate(
     batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
-    runner: RunnerSpec | None = None,
+    runner: RunnerSettings | None = None,
 ) -> dict[str, Any]:
     """``prompts`` is a prompt set in the store or a prompt-set JSONL file (imported first).
 
     ``runner`` says where the batches run (default: in order, in this process). It changes no
     row, so it is not one of the parameters the run records.
     """
-    spec = concrete(backend or BackendSpec())
-    sampling = SamplingConfig(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    spec = concrete(backend or BackendSettings())
+    sampling = SamplingSettings(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     target = Store.create(store)
     parameters = {
         "prompts": prompts,

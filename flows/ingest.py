@@ -7,10 +7,10 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from tasks.label_files import LabelFileSpec
-from tasks.prefect_ingest import import_constitution, import_label_file, import_prompt_set
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.ingest.label_files import LabelFileSettings
+from tasks.ingest.prefect_tasks import import_constitution, import_label_file, import_prompt_set
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
 
 
 @flow(name="ingest")
@@ -18,7 +18,7 @@ def ingest(
     store: str,
     constitutions: list[str] | None = None,
     prompt_sets: list[str] | None = None,
-    label_files: list[LabelFileSpec] | None = None,
+    label_files: list[LabelFileSettings] | None = None,
 ) -> dict[str, Any]:
     """Import every given file; returns rows added per table and any rejects files written."""
     constitutions, prompt_sets, label_files = constitutions or [], prompt_sets or [], label_files or []

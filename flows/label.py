@@ -7,14 +7,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.backends.registry import BackendSpec, concrete
-from tasks.judge import JudgeSettings
-from tasks.pairs import PairSettings
-from tasks.prefect_ingest import import_constitution
-from tasks.prefect_label import judge_batch, label_by_rules, plan_labels
-from tasks.runners import RunnerSpec, run_batches
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.backends.settings import BackendSettings, concrete
+from tasks.ingest.prefect_tasks import import_constitution
+from tasks.label.judge import JudgeSettings
+from tasks.label.pairs import PairSettings
+from tasks.label.prefect_tasks import judge_batch, label_by_rules, plan_labels
+from tasks.orchestration.runners import RunnerSettings, run_batches
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
 
 
 @flow(name="label")
@@ -22,20 +22,20 @@ def label(
     store: str,
     constitution: str,
     prompts: str | None = None,
-    backend: BackendSpec | None = None,
+    backend: BackendSettings | None = None,
     pairs: PairSettings | None = None,
     judge: JudgeSettings | None = None,
     batch_size: int = 16,
     families: list[str] | None = None,
     limit: int | None = None,
-    runner: RunnerSpec | None = None,
+    runner: RunnerSettings | None = None,
 ) -> dict[str, Any]:
     """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``.
 
     ``runner`` says where the judge batches run (default: in order, in this process); it
     changes no label, so it is not one of the parameters the run records.
     """
-    spec = concrete(backend or BackendSpec())
+    spec = concrete(backend or BackendSettings())
     pairs = pairs or PairSettings()
     judge = judge or JudgeSettings()
     selection = {"prompt_set": prompts, "families": families, "limit": limit}

@@ -7,22 +7,22 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.merge import MergePolicy
-from tasks.prefect_merge import merge_labels
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.merge.policy import MergeSettings
+from tasks.merge.prefect_tasks import merge_labels
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
 
 
 @flow(name="merge")
 def merge(
     store: str,
-    policy: MergePolicy | None = None,
+    policy: MergeSettings | None = None,
     policy_path: str | None = None,
     prompts: str | None = None,
     families: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write the preference set ``policy`` makes of the stored labels; ``policy_path`` is lineage only."""
-    policy = policy or MergePolicy()
+    policy = policy or MergeSettings()
     target = Store.existing(store)
     parameters = {"policy": policy.model_dump(mode="json"), "prompts": prompts, "families": families}
     with recorded_run(target, "merge", parameters, run_id=flow_run.get_id()) as run:

@@ -23,17 +23,17 @@ from flows.ingest import ingest
 from flows.label import label
 from flows.merge import merge
 from flows.train import evaluate, train_dpo, train_ppo, train_reward
-from tasks.errors import CharterError
-from tasks.exports import preference_set_records, write_records
-from tasks.lineage import latest_checkpoint
-from tasks.pairs import PairSettings
-from tasks.pipeline_config import STAGES, PipelineConfig, Stage, load_pipeline_config
-from tasks.prefect_pipeline import release_models, write_run_report
-from tasks.preference_sets import read_set
-from tasks.report import StageRecord
-from tasks.runners import runner_session
-from tasks.runs import recorded_run
-from tasks.store import Store
+from tasks.core.errors import CharterError
+from tasks.label.pairs import PairSettings
+from tasks.merge.preference_sets import read_set
+from tasks.orchestration.pipeline_config import STAGES, PipelineSettings, Stage, load_pipeline_config
+from tasks.orchestration.prefect_tasks import release_models, write_run_report
+from tasks.orchestration.runners import runner_session
+from tasks.report.report import StageRecord
+from tasks.store.exports import preference_set_records, write_records
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
+from tasks.train.lineage import latest_checkpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = str(PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "pipeline.yaml")
@@ -92,7 +92,7 @@ def pipeline(
 class _PipelineState:
     """What later stages need from earlier ones (or, when those did not run, from the store)."""
 
-    def __init__(self, config: PipelineConfig):
+    def __init__(self, config: PipelineSettings):
         self.config = config
         self.set_id: str | None = None
         self.reward_checkpoint: str | None = None
@@ -120,7 +120,7 @@ def _ingest(state: _PipelineState) -> dict[str, Any]:
     )
 
 
-def _selection(config: PipelineConfig) -> dict[str, Any]:
+def _selection(config: PipelineSettings) -> dict[str, Any]:
     return {
         "prompts": config.prompts.set_name,
         "families": config.prompts.families,

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tasks.sql import QueryResult
+from tasks.store.sql import QueryResult
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 

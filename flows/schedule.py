@@ -20,8 +20,8 @@ from prefect import Flow
 from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_API_URL
 
-from tasks.deployments import flow_path, parse_params
-from tasks.errors import CharterError
+from tasks.core.errors import CharterError
+from tasks.orchestration.deployments import flow_path, parse_params
 
 SERVER_HINT = (
     "start one with `prefect server start` (it listens on http://127.0.0.1:4200), then "
@@ -74,7 +74,7 @@ def check_api(url: str) -> None:
 
 
 def load_flow(name: str) -> Flow[..., Any]:
-    """The flow object registered under ``name`` in :data:`tasks.deployments.FLOWS`."""
+    """The flow object registered under ``name`` in :data:`tasks.orchestration.deployments.FLOWS`."""
     module_name, _, attribute = flow_path(name).rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -147,7 +147,7 @@ def serve(serve_plan: ServePlan) -> None:
     to a spawned child by pickling it: cloudpickle copies the function by value (its module
     attribute is the Flow, not the function), leaving behind names used only in annotations
     under ``from __future__ import annotations``, and pydantic then fails every run of
-    ``ingest`` with "IngestModel is not fully defined; you should define LabelFileSpec".
+    ``ingest`` with "IngestModel is not fully defined; you should define LabelFileSettings".
 
     Runs execute in this process's working directory, so relative paths in the parameters
     mean what they meant where the command was typed. On shutdown Prefect pauses the

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from tasks.evaluation import EvaluationSettings
-from tasks.prefect_train import dpo_task, evaluate_task, ppo_task, reward_task
-from tasks.runs import recorded_run
-from tasks.store import Store
-from tasks.training_settings import DPOSettings, PPOConfig, RewardModelConfig
+from tasks.evaluate.evaluation import EvaluationSettings
+from tasks.store.runs import recorded_run
+from tasks.store.store import Store
+from tasks.train.prefect_tasks import dpo_task, evaluate_task, ppo_task, reward_task
+from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 
 def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> dict[str, Any]:
@@ -27,10 +27,13 @@ def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> d
 
 @flow(name="train-reward")
 def train_reward(
-    store: str, set_id: str | None = None, config: RewardModelConfig | None = None, output: str | None = None
+    store: str,
+    set_id: str | None = None,
+    config: RewardModelSettings | None = None,
+    output: str | None = None,
 ) -> dict[str, Any]:
     """Train a Bradley-Terry reward model on a preference set (the latest by default)."""
-    config = config or RewardModelConfig()
+    config = config or RewardModelSettings()
     parameters = {"set_id": set_id, "config": config.model_dump(), "output": output}
     return _trained(
         store,
@@ -64,13 +67,13 @@ def train_ppo(
     store: str,
     prompts: str,
     model: str | None = None,
-    config: PPOConfig | None = None,
+    config: PPOSettings | None = None,
     reward_model: str | None = None,
     rules: str | None = None,
     output: str | None = None,
 ) -> dict[str, Any]:
     """PPO (charter's own, adaptive KL) on a prompt set against a reward model and/or rules."""
-    config = config or PPOConfig()
+    config = config or PPOSettings()
     options = {
         "prompt_set": prompts,
         "model": model,

@@ -1,5 +1,7 @@
-"""charter's units of work: pure domain logic first, thin Prefect wrappers beside it.
+"""charter's units of work: one sub-package per pipeline stage (see the README's Development section).
 
-Modules here import neither Prefect nor a GPU stack at import time unless their
-name says so (``tasks.prefect_*``), so the logic stays usable from plain Python.
+Each stage package holds its pure logic, its settings model and its thin Prefect task
+wrappers (``prefect_tasks.py``). Only the ``prefect_tasks`` modules import Prefect, and
+only the modules that train, score or run a model import torch, so the logic stays usable
+from plain Python without either.
 """

@@ -18,8 +18,8 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("CHARTER_STORE", None)
 
-from tasks.runs import RunContext
-from tasks.store import Store
+from tasks.store.runs import RunContext
+from tasks.store.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -75,7 +75,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def embedded_model():
     """The embedded default model, prepared (converted from its GGUF) once per cache."""
-    from tasks.models import resolve_model
+    from tasks.backends.models import resolve_model
 
     return resolve_model(None)
 

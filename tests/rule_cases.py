@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.prompt_sets import prompt_record
-from tasks.store import Store
+from tasks.ingest.prompt_sets import prompt_record
+from tasks.store.store import Store
 
 # (family, user turn, a response that keeps the rules, one that breaks at least one)
 RULE_CASES = [

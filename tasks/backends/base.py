@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from tasks.conversation import Message
+from tasks.core.conversation import Message
 
 BACKENDS = ("vllm", "hf", "openai")
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingSettings:
     """Sampling parameters; part of every generation's content hash."""
 
     n: int = 4
@@ -50,7 +50,7 @@ class Backend(Protocol):
     model_id: str
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         """``sampling.n`` completions per conversation; ``seeds`` holds one seed per conversation."""
         ...

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tasks.conversation import Message
-from tasks.errors import CharterError
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
 
 
 def prompt_token_ids(tokenizer: Any, messages: Sequence[Message], assistant_prefix: str = "") -> list[int]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks.backends.base import Completion, SamplingConfig, prefixes_for
+from tasks.backends.base import Completion, SamplingSettings, prefixes_for
 from tasks.backends.chat import batch_seed, candidate_token_ids, prompt_token_ids
-from tasks.conversation import Message
-from tasks.errors import CharterError
-from tasks.models import ResolvedModel
+from tasks.backends.models import ResolvedModel
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
 
 
 class HFBackend:
@@ -44,7 +44,7 @@ class HFBackend:
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         prompts = [prompt_token_ids(self.tokenizer, c) for c in conversations]
         per_call = max(1, self.max_batch_sequences // sampling.n)
@@ -55,7 +55,7 @@ class HFBackend:
         return results
 
     def _generate_chunk(
-        self, prompts: list[list[int]], sampling: SamplingConfig, seed: int
+        self, prompts: list[list[int]], sampling: SamplingSettings, seed: int
     ) -> list[list[Completion]]:
         torch = self._torch
         input_ids, attention_mask = self._padded(prompts)

@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tasks.backends.base import Completion, SamplingConfig, prefixes_for
+from tasks.backends.base import Completion, SamplingSettings, prefixes_for
+from tasks.backends.models import ResolvedModel
 from tasks.backends.server import server_root
-from tasks.conversation import Message
-from tasks.errors import CharterError
-from tasks.models import ResolvedModel
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -220,7 +220,7 @@ class OpenAIBackend:
     # -- Backend protocol -------------------------------------------------------------------
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         if len(seeds) != len(conversations):
             raise CharterError(f"{len(conversations)} conversations but {len(seeds)} seeds")
@@ -230,7 +230,7 @@ class OpenAIBackend:
         return self._map(self._generate_one, requests)
 
     def _generation_request(
-        self, messages: Sequence[Message], sampling: SamplingConfig, seed: int
+        self, messages: Sequence[Message], sampling: SamplingSettings, seed: int
     ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "model": self.served_model,

@@ -31,10 +31,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tasks.backends.base import Backend, Completion, SamplingConfig
-from tasks.backends.registry import BackendSpec, concrete, load_backend
-from tasks.conversation import Message
-from tasks.errors import CharterError
+from tasks.backends.base import Backend, Completion, SamplingSettings
+from tasks.backends.loading import load_backend
+from tasks.backends.settings import BackendSettings, concrete
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
 
 ENGINE_PREFIX = "charter-engine"
 
@@ -43,7 +44,7 @@ ENGINE_PREFIX = "charter-engine"
 _STARTED: dict[str, list[Any]] = {}
 
 
-def holds_model(spec: BackendSpec) -> bool:
+def holds_model(spec: BackendSettings) -> bool:
     """Whether the backend loads a model (and so belongs in an engine actor)."""
     return concrete(spec).kind != "openai"
 
@@ -60,7 +61,7 @@ def in_ray_worker() -> bool:
 class Engine:
     """The actor's class: one backend, loaded in the actor's own process."""
 
-    def __init__(self, spec: BackendSpec):
+    def __init__(self, spec: BackendSettings):
         import ray
 
         if not ray.get_gpu_ids():
@@ -76,7 +77,7 @@ class Engine:
         return self.backend.name, self.backend.model_id
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         return self.backend.generate(conversations, sampling, seeds)
 
@@ -108,7 +109,7 @@ class EngineClient:
         return ray.get(getattr(random.choice(self.handles), method).remote(*args))
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         return self._call("generate", conversations, sampling, seeds)
 
@@ -130,7 +131,7 @@ def _job_prefix() -> str:
     return f"{ENGINE_PREFIX}-{ray.get_runtime_context().get_job_id()}-"
 
 
-def engine_prefix(spec: BackendSpec) -> str:
+def engine_prefix(spec: BackendSettings) -> str:
     """The name every engine of ``spec`` in this Ray job starts with (then its index)."""
     key = hashlib.sha256(concrete(spec).model_dump_json().encode()).hexdigest()[:16]
     return f"{_job_prefix()}{key}-"
@@ -142,7 +143,7 @@ def _engine_names(prefix: str) -> list[str]:
     return sorted(name for name in list_named_actors() if name.startswith(prefix))
 
 
-def start_engines(spec: BackendSpec) -> int:
+def start_engines(spec: BackendSettings) -> int:
     """Start this job's engines for ``spec`` (or find them running); return how many there are.
 
     One engine per GPU in the cluster, each holding its GPU; without GPUs, one CPU engine.
@@ -168,7 +169,7 @@ def start_engines(spec: BackendSpec) -> int:
     return len(handles)
 
 
-def engine_client(spec: BackendSpec) -> Backend:
+def engine_client(spec: BackendSettings) -> Backend:
     """A batch task's backend: the job's running engines for ``spec``."""
     import ray
 
@@ -176,7 +177,7 @@ def engine_client(spec: BackendSpec) -> Backend:
     if not names:
         raise CharterError(
             f"no model engines for backend {concrete(spec).kind} in this Ray job: a flow starts them "
-            "(tasks.runners.batch_runner) before it submits batches"
+            "(tasks.orchestration.runners.batch_runner) before it submits batches"
         )
     handles = [ray.get_actor(name) for name in names]
     name, model_id = ray.get(handles[0].identity.remote())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tasks.errors import CharterError
+from tasks.core.errors import CharterError
 
 
 def server_root(base_url: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from tasks.backends.base import Completion, SamplingConfig, prefixes_for
+from tasks.backends.base import Completion, SamplingSettings, prefixes_for
 from tasks.backends.chat import candidate_token_ids, prompt_token_ids
-from tasks.conversation import Message
-from tasks.errors import CharterError
-from tasks.models import ResolvedModel, cache_root
+from tasks.backends.models import ResolvedModel, cache_root
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
 
 # Measured on a 2-core CPU machine: reserving a core for the frontend halves throughput,
 # vLLM would take 20 GiB for its KV cache by default, and bf16 is 3x slower than fp32 on AVX2.
@@ -69,7 +69,7 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig, seeds: Sequence[int]
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings, seeds: Sequence[int]
     ) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt

@@ -1,0 +1,5 @@
+"""Constitution files.
+
+The principle model, machine-checkable rules, diffs between versions and importers from
+other formats.
+"""

@@ -1,0 +1,1 @@
+"""Evaluation: a tuned model against its base on held-out prompts, and the behaviour scoreboard."""

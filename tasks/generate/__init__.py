@@ -1,0 +1,1 @@
+"""The generate stage: which prompts, in which batches, the rows they produce, and its Prefect tasks."""

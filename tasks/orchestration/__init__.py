@@ -1,0 +1,5 @@
+"""Running flows.
+
+The pipeline config, where batches run (local, Ray), Prefect's temporary server,
+deployments and task options.
+"""

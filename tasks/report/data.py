@@ -1,0 +1,118 @@
+"""What a run report shows, gathered in one place: the audit views, checkpoint lineage, the scoreboard.
+
+Kept apart from the rendering so that a report is plain data first: the HTML and the Markdown
+are two views of the same :class:`ReportData`, and tests can check either without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasks.core.errors import CharterError
+from tasks.store.audit import audit_summary
+from tasks.store.runs import code_version
+from tasks.store.sql import run_query
+from tasks.store.store import Store
+from tasks.train.lineage import SCOREBOARD_FILE, read_lineage
+
+REWARD_KINDS = ("reward",)
+POLICY_KINDS = ("dpo", "ppo")
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one pipeline stage did in this run, as the flow measured it."""
+
+    name: str
+    seconds: float
+    rows_added: dict[str, int]
+    skipped: int = 0
+    """Batches skipped because an earlier (crashed or finished) run had already written them."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained checkpoint's folder, its lineage record and, for a policy, its scoreboard."""
+
+    path: Path
+    lineage: dict[str, Any]
+    scoreboard: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.lineage["kind"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.lineage.get("metrics") or {}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a report renders; ``audit`` maps each audit query's name to its rows."""
+
+    title: str
+    created_at: datetime
+    store_root: Path
+    code_version: str
+    stages: Sequence[StageRecord]
+    audit: dict[str, list[dict[str, Any]]]
+    unlabelled_families: dict[str, list[str]]
+    reward: Checkpoint | None
+    policy: Checkpoint | None
+
+
+def load_checkpoint(path: str | Path | None, kinds: tuple[str, ...]) -> Checkpoint | None:
+    """The checkpoint at ``path`` (None stays None); refuses one of another kind, which would
+    otherwise be reported under the wrong heading."""
+    if path is None:
+        return None
+    lineage = read_lineage(path)
+    if lineage.get("kind") not in kinds:
+        raise CharterError(
+            f"{path} is a {lineage.get('kind')!r} checkpoint; expected one of: {', '.join(kinds)}"
+        )
+    board = Path(path) / SCOREBOARD_FILE
+    scoreboard = json.loads(board.read_text(encoding="utf-8")) if board.is_file() else None
+    return Checkpoint(Path(path), lineage, scoreboard)
+
+
+def audit_records(store: Store) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """The audit summary's sections plus the per-bin ``calibration`` view, as plain records, and
+    the families with no human and no AI label."""
+    summary = audit_summary(store, disagreement_limit=5)
+    records = {name: result.records() for name, result in summary.sections.items()}
+    records["calibration"] = run_query(store, "select * from calibration").records()
+    unlabelled = {source: summary.unlabelled_families(source) for source in ("human", "ai")}
+    return records, unlabelled
+
+
+def gather_report_data(
+    store: Store,
+    *,
+    title: str,
+    stages: Sequence[StageRecord],
+    reward_checkpoint: str | Path | None = None,
+    policy_checkpoint: str | Path | None = None,
+) -> ReportData:
+    """Read everything a report needs; checkpoints are read first, so a wrong path fails fast."""
+    reward = load_checkpoint(reward_checkpoint, REWARD_KINDS)
+    policy = load_checkpoint(policy_checkpoint, POLICY_KINDS)
+    audit, unlabelled = audit_records(store)
+    return ReportData(
+        title=title,
+        created_at=datetime.now(UTC),
+        store_root=store.root,
+        code_version=code_version(),
+        stages=tuple(stages),
+        audit=audit,
+        unlabelled_families=unlabelled,
+        reward=reward,
+        policy=policy,
+    )

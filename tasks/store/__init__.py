@@ -1,0 +1,5 @@
+"""The store.
+
+Immutable Parquet tables, their schemas, run lineage, read-only SQL, the audit views and
+the exports in TRL's formats.
+"""

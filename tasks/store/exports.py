@@ -1,0 +1,131 @@
+"""Datasets in TRL's formats: from critique chains, SFT (prompt, final revision) and
+preferences (final revision preferred over the original response); and merged preference sets.
+
+Conversational style keeps the messages (TRL applies the chat template); standard style
+flattens the prompt to an hh-rlhf transcript ending in "\\n\\nAssistant:".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tasks.core.conversation import Message
+from tasks.core.errors import CharterError
+from tasks.critique.chains import ChainState
+
+STYLES = ("conversational", "standard")
+FORMATS = ("jsonl", "hf")
+
+
+def _lineage(state: ChainState) -> dict[str, Any]:
+    return {
+        "prompt_id": state.item.prompt.prompt_id,
+        "generation_id": state.item.generation_id,
+        "principle_ids": [row["principle_id"] for row in state.done],
+        "constitution_id": state.done[-1]["constitution_id"],
+    }
+
+
+def transcript(messages: Iterable[Message]) -> str:
+    speakers = {"user": "Human", "assistant": "Assistant", "system": "System"}
+    return "".join(f"\n\n{speakers[m['role']]}: {m['content']}" for m in messages) + "\n\nAssistant:"
+
+
+def sft_records(
+    states: Iterable[ChainState], rounds: int, style: str = "conversational"
+) -> list[dict[str, Any]]:
+    """One record per completed chain: the prompt and the final revision as the target."""
+    records = []
+    for state in _complete(states, rounds):
+        messages = list(state.item.prompt.messages)
+        revision = state.done[-1]["revision"]
+        if style == "conversational":
+            record = {"messages": [*messages, {"role": "assistant", "content": revision}]}
+        else:
+            record = {"prompt": transcript(messages), "completion": " " + revision}
+        records.append({**record, **_lineage(state)})
+    return records
+
+
+def pair_record(messages: list[Message], chosen: str, rejected: str, style: str) -> dict[str, Any]:
+    """One preference pair in TRL's conversational (messages) or standard (transcript) style."""
+    if style == "conversational":
+        return {
+            "prompt": messages,
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+    return {"prompt": transcript(messages), "chosen": " " + chosen, "rejected": " " + rejected}
+
+
+def preference_records(
+    states: Iterable[ChainState], rounds: int, style: str = "conversational"
+) -> tuple[list[dict[str, Any]], int]:
+    """Final revision (chosen) over the original (rejected); also how many chains were skipped
+    because the revision left the response unchanged (no preference to learn from)."""
+    records, unchanged = [], 0
+    for state in _complete(states, rounds):
+        original, revision = state.item.text, state.done[-1]["revision"]
+        if revision.strip() == original.strip():
+            unchanged += 1
+            continue
+        record = pair_record(list(state.item.prompt.messages), revision, original, style)
+        records.append({**record, **_lineage(state)})
+    return records, unchanged
+
+
+# What a preference-set record carries besides the pair: TRL's DPOTrainer ignores these
+# columns, a reward model trained on soft labels reads target and weight.
+_PREFERENCE_SET_LINEAGE = (
+    "target",
+    "weight",
+    "pair_id",
+    "set_id",
+    "decided_by",
+    "label_ids",
+    "principle_ids",
+    "constitution_ids",
+)
+
+
+def preference_set_records(
+    rows: Iterable[Mapping[str, Any]], style: str = "conversational"
+) -> list[dict[str, Any]]:
+    """A merged preference set (``preferences`` rows) in TRL's preference format, with its lineage."""
+    if style not in STYLES:
+        raise CharterError(f"unknown export style {style!r}; styles: {', '.join(STYLES)}")
+    return [
+        {
+            **pair_record(json.loads(row["prompt"]), row["chosen"], row["rejected"], style),
+            **{key: row[key] for key in _PREFERENCE_SET_LINEAGE},
+        }
+        for row in rows
+    ]
+
+
+def _complete(states: Iterable[ChainState], rounds: int) -> list[ChainState]:
+    return [state for state in states if len(state.done) == rounds]
+
+
+def write_records(records: list[dict[str, Any]], output: str | Path, fmt: str) -> Path:
+    """JSONL (one record per line) or a Hugging Face ``datasets`` folder (``load_from_disk``)."""
+    if fmt not in FORMATS:
+        raise CharterError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if not records:
+        raise CharterError("nothing to export: the selection is empty")
+    output = Path(output)
+    if fmt == "jsonl":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial = output.with_name(f".{output.name}.partial")
+        with open(partial, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        partial.replace(output)
+    else:
+        from datasets import Dataset
+
+        Dataset.from_list(records).save_to_disk(str(output))
+    return output

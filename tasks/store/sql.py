@@ -1,0 +1,135 @@
+"""Read-only SQL over the store, enforced by DuckDB itself.
+
+Each session builds a throwaway DuckDB catalog with one view per table (over that
+table's Parquet files) and the audit views, then reopens it ``read_only`` with
+external access disabled except for the store's ``tables/`` folder and the
+configuration locked. So DuckDB refuses writes and DDL (read-only database),
+``ATTACH``/``INSTALL``/``LOAD`` and any file outside the store (external access),
+and changing those settings (locked). ``COPY``/``EXPORT`` could still write inside the
+allowed folder, so statements are also checked with DuckDB's own parser: only
+``SELECT`` (including ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tasks.core.errors import CharterError, ReadOnlyQueryError
+from tasks.store.schema import TABLES
+from tasks.store.store import Store
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def audit_views_sql() -> str:
+    return resources.files("tasks.store").joinpath("views/audit_views.sql").read_text(encoding="utf-8")
+
+
+_DOCUMENTED_VIEW = re.compile(r"((?:^--[^\n]*\n)+)create view (\w+)", re.MULTILINE)
+
+
+def view_docs(sql: str) -> dict[str, str]:
+    """Each audit view's leading ``--`` comment, so ``duckdb_views()`` documents the views too."""
+    return {
+        name: " ".join(line.lstrip("-").strip() for line in block.splitlines())
+        for block, name in _DOCUMENTED_VIEW.findall(sql)
+    }
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _build_catalog(store: Store, path: Path) -> None:
+    with contextlib.closing(duckdb.connect(str(path))) as con:
+        for name, spec in TABLES.items():
+            # An empty table with the full schema keeps every column present, even when the
+            # Parquet files are empty or were written before a column was added.
+            con.register("_schema_source", spec.schema.empty_table())
+            con.execute(f'create table "_schema_{name}" as select * from _schema_source')
+            con.unregister("_schema_source")
+            body = f'select * from "_schema_{name}"'
+            if store.files(name):
+                pattern = _quote(str(store.table_dir(name) / "*.parquet"))
+                body += f" union all by name select * from read_parquet({pattern}, union_by_name = true)"
+            con.execute(f'create view "{name}" as {body}')
+            con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
+        views = audit_views_sql()
+        con.execute(views)
+        for name, doc in view_docs(views).items():
+            con.execute(f'comment on view "{name}" is {_quote(doc)}')
+
+
+@contextlib.contextmanager
+def readonly_connection(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection that can read the store and change nothing."""
+    workdir = Path(tempfile.mkdtemp(prefix="charter-sql-"))
+    try:
+        catalog = workdir / "catalog.duckdb"
+        _build_catalog(store, catalog)
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            tables_dir = str(store.root / "tables") + "/"
+            con.execute(f"set allowed_directories = [{_quote(tables_dir)}]")
+            con.execute("set enable_external_access = false")
+            con.execute("set autoinstall_known_extensions = false")
+            con.execute("set autoload_known_extensions = false")
+            con.execute("set lock_configuration = true")
+            yield con
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse anything but one SELECT statement, using DuckDB's parser (not string matching)."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.ParserException as exc:
+        raise CharterError(f"SQL syntax error: {exc}") from None
+    if len(statements) != 1:
+        raise ReadOnlyQueryError(f"charter sql runs exactly one statement; got {len(statements)}")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise ReadOnlyQueryError(
+            f"charter sql is read-only: {kind.name} statements are refused; "
+            "only SELECT queries run (the store is changed only by charter's own commands)"
+        )
+
+
+def execute(con: duckdb.DuckDBPyConnection, query: str) -> QueryResult:
+    """Run one query on a :func:`readonly_connection` after the read-only check."""
+    check_read_only(con, query)
+    try:
+        relation = con.sql(query)
+        return QueryResult(list(relation.columns), relation.fetchall())
+    except duckdb.PermissionException as exc:
+        raise ReadOnlyQueryError(
+            f"charter sql is read-only and sees only the store's tables: {exc}"
+        ) from None
+    except duckdb.Error as exc:
+        raise CharterError(f"query failed: {exc}") from None
+
+
+def run_query(store: Store, query: str) -> QueryResult:
+    """Run one read-only query against the store."""
+    with readonly_connection(store) as con:
+        return execute(con, query)

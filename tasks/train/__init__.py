@@ -1,0 +1,1 @@
+"""Training: reward model, DPO, PPO, checkpoint lineage, and the training Prefect tasks."""

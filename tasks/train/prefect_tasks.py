@@ -1,0 +1,42 @@
+"""Prefect task wrappers for training: one task per training run (a retry restarts it whole)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from tasks.evaluate.evaluation import EvaluationSettings, evaluate_checkpoint
+from tasks.orchestration.task_options import task_options
+from tasks.store.store import Store
+from tasks.train.checkpoints import train_dpo_checkpoint, train_ppo_checkpoint, train_reward_checkpoint
+from tasks.train.settings import DPOSettings, RewardModelSettings
+
+
+@task(name="train-reward-model", **task_options(retries=0))
+def reward_task(
+    store_root: str, run_id: str, set_id: str | None, config: RewardModelSettings, output: str | None
+) -> dict[str, Any]:
+    return train_reward_checkpoint(Store(store_root), run_id, set_id, config, output)
+
+
+@task(name="train-dpo", **task_options(retries=0))
+def dpo_task(
+    store_root: str,
+    run_id: str,
+    set_id: str | None,
+    model: str | None,
+    settings: DPOSettings,
+    output: str | None,
+) -> dict[str, Any]:
+    return train_dpo_checkpoint(Store(store_root), run_id, set_id, model, settings, output)
+
+
+@task(name="evaluate-checkpoint", **task_options(retries=0))
+def evaluate_task(store_root: str, checkpoint: str, settings: EvaluationSettings) -> dict[str, Any]:
+    return evaluate_checkpoint(Store(store_root), checkpoint, settings)
+
+
+@task(name="train-ppo", **task_options(retries=0))
+def ppo_task(store_root: str, run_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    return train_ppo_checkpoint(Store(store_root), run_id, **options)

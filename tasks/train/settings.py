@@ -1,0 +1,107 @@
+"""The settings of each training algorithm: plain pydantic data, importable without torch.
+
+Pipeline configs and flow parameters are validated against these before any model loads, so
+a typo in a config fails in a second, not after torch and transformers have been imported.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.core.errors import CharterError
+
+LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+
+
+class DPOSettings(BaseModel):
+    """A DPO run's settings as plain data (a flow parameter); the TRL names where they exist."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    beta: float = Field(default=0.1, gt=0)
+    loss_type: str = "sigmoid"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    steps: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    max_length: int = Field(default=384, ge=16)
+    lora: bool = True
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    # Keep rows whose |2 * target - 1| (the label's confidence) is at least this.
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    # The log-prob margin before and after training is measured on (at most) this many of the
+    # training pairs: a forward pass per text, ~0.3 s each on a 2-core CPU.
+    margin_pairs: int = Field(default=32, ge=1)
+    seed: int = 0
+    precision: Literal["float32", "bfloat16"] = "float32"
+
+    def check(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise CharterError(f"unknown DPO loss type {self.loss_type!r}; TRL's: {', '.join(LOSS_TYPES)}")
+
+
+class RewardModelSettings(BaseModel):
+    """Training settings. ``learning_rate``'s default suits the small encoder; causal LMs usually
+    want less (~1e-5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = "minilm"
+    """``"minilm"`` (embedded encoder), ``"smollm2"`` (embedded causal LM), or a model folder / Hub id."""
+    max_length: int = Field(256, ge=8)
+    batch_size: int = Field(16, ge=1)
+    """Pairs per optimiser step (twice as many sequences per forward pass)."""
+    epochs: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 0
+    eval_fraction: float = Field(0.2, ge=0, lt=1)
+    """Share of pairs held out when ``train_reward_model`` gets no ``eval_records``."""
+
+
+class PPOSettings(BaseModel):
+    """PPO's settings. Clip ranges, ``vf_coef``, GAE and KL control default to the original TRL's
+    values; sizes and learning rate default small, for a LoRA policy on a CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(20, gt=0)
+    batch_size: int = Field(8, gt=0, description="prompts (and responses) per step")
+    max_new_tokens: int = Field(32, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    learning_rate: float = Field(1e-5, ge=0)
+    ppo_epochs: int = Field(4, gt=0)
+    mini_batch_size: int = Field(4, gt=0)
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_range: float = 0.2
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.1
+    init_kl_coef: float = 0.2
+    target_kl: float = Field(6.0, gt=0)
+    kl_horizon: float = Field(10000, gt=0)
+    adaptive_kl: bool = True
+    lora_r: int = Field(8, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    seed: int = 0
+    whiten_advantages: bool = True

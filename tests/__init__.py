@@ -1,0 +1,1 @@
+"""charter's tests, one folder per stage package (tasks/<stage>)."""
