@@ -2,111 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tasks.backends.base import SamplingSettings
-from tasks.backends.models import ResolvedModel, cache_root, resolve_model
+from tasks.backends.base import Completion, SamplingSettings
+from tasks.backends.models import cache_root, resolve_model
 from tasks.backends.openai_backend import OpenAIBackend
 from tasks.core.errors import CharterError
-
-SERVED = "charter-test"
-MODEL = ResolvedModel(path=SERVED, model_id=f"openai:{SERVED}")
-
-# (status, JSON body, extra headers, seconds to wait before answering)
-Reply = tuple[int, Any, dict[str, str], float]
-
-
-def chat_reply(*texts: str, completion_tokens: int = 3) -> dict[str, Any]:
-    return {
-        "choices": [
-            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-            for i, t in enumerate(texts)
-        ],
-        "usage": {
-            "prompt_tokens": 5,
-            "completion_tokens": completion_tokens,
-            "total_tokens": 5 + completion_tokens,
-        },
-    }
-
-
-class ScriptedServer:
-    """A real HTTP server on an ephemeral port; ``respond(path, body)`` decides each answer."""
-
-    def __init__(self, respond: Callable[[str, dict[str, Any]], Reply]):
-        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
-        lock = threading.Lock()
-        requests = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with lock:
-                    requests.append((self.path, body, dict(self.headers)))
-                status, payload, headers, delay = respond(self.path, body)
-                time.sleep(delay)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def sequence(*replies: Reply) -> Callable[[str, dict[str, Any]], Reply]:
-    """Answer the i-th request with the i-th reply (the last one repeats)."""
-    index = iter(range(len(replies)))
-
-    def respond(path: str, body: dict[str, Any]) -> Reply:
-        return replies[min(next(index, len(replies) - 1), len(replies) - 1)]
-
-    return respond
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.backends.scripted_server import (
+    MODEL,
+    SERVED,
+    Reply,
+    ScriptedServer,
+    chat_reply,
+    free_port,
+    sequence,
+)
 
 HELLO = [{"role": "user", "content": "hello"}]
 ONE = SamplingSettings(n=1, max_tokens=8)
+
+
+def generate_once(server_url: str, seed: int = 0, **options: Any) -> Completion:
+    """One completion of HELLO through a fresh backend on ``server_url``."""
+    with contextlib.closing(OpenAIBackend(server_url, MODEL, **options)) as backend:
+        [[completion]] = backend.generate([HELLO], ONE, [seed])
+    return completion
+
+
+def generation_failure(server_url: str, **options: Any) -> str:
+    """The CharterError that generating HELLO through a fresh backend on ``server_url`` raises."""
+    with pytest.raises(CharterError) as raised:
+        generate_once(server_url, **options)
+    return str(raised.value)
 
 
 def test_retries_rate_limit_and_server_error_then_succeeds() -> None:
@@ -116,11 +55,7 @@ def test_retries_rate_limit_and_server_error_then_succeeds() -> None:
         (200, chat_reply("hi there", completion_tokens=2), {}, 0.0),
     )
     with ScriptedServer(replies) as server:
-        backend = OpenAIBackend(server.url + "/v1/", MODEL, backoff=0.01, api_key="sk-test")
-        try:
-            [[completion]] = backend.generate([HELLO], ONE, [7])
-        finally:
-            backend.close()
+        completion = generate_once(server.url + "/v1/", seed=7, api_key="sk-test")
     assert (completion.text, completion.finish_reason, completion.num_tokens) == ("hi there", "stop", 2)
     assert len(server.requests) == 3
     path, body, headers = server.requests[-1]
@@ -134,32 +69,85 @@ def test_retries_rate_limit_and_server_error_then_succeeds() -> None:
         "max_tokens": 8,
         "seed": 7,
     }
-    assert headers["Authorization"] == "Bearer sk-test"
+    assert headers["authorization"] == "Bearer sk-test"
 
 
 def test_client_error_fails_at_once_with_the_servers_message() -> None:
     with ScriptedServer(sequence((400, {"error": {"message": "bad field"}}, {}, 0.0))) as server:
-        backend = OpenAIBackend(server.url, MODEL, backoff=0.01)
-        try:
-            with pytest.raises(CharterError, match="400") as raised:
-                backend.generate([HELLO], ONE, [0])
-        finally:
-            backend.close()
-    assert "bad field" in str(raised.value)
+        message = generation_failure(server.url)
+    assert (
+        message
+        == f"the OpenAI-compatible server at {server.url}/v1/chat/completions answered HTTP 400: bad field"
+    )
     assert len(server.requests) == 1
 
 
 def test_unreachable_server_fails_after_the_retries() -> None:
-    backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}", MODEL, max_retries=2, backoff=0.01)
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    try:
-        with pytest.raises(
-            CharterError, match=r"cannot reach the OpenAI-compatible server at http://127\.0\.0\.1"
-        ):
-            backend.generate([HELLO], ONE, [0])
-    finally:
-        backend.close()
+    message = generation_failure(url, max_retries=2)
     assert time.monotonic() - started < 5
+    assert message.startswith(f"cannot reach the OpenAI-compatible server at {url}/v1/chat/completions: ")
+    assert message.endswith("(after 3 attempts)") and "ConnectError" in message
+
+
+def test_retry_after_is_honoured() -> None:
+    replies = sequence(
+        (429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}, 0.0),
+        (200, chat_reply("done"), {}, 0.0),
+    )
+    with ScriptedServer(replies) as server:
+        started = time.monotonic()
+        assert generate_once(server.url).text == "done"
+        elapsed = time.monotonic() - started
+    # The server's second, not the first backoff step (at most 0.5 s).
+    assert 1.0 <= elapsed < 3.0
+    assert len(server.requests) == 2
+
+
+def test_exhausted_retries_name_the_url_status_and_attempts() -> None:
+    overloaded = (503, {"error": {"message": "overloaded"}}, {"retry-after-ms": "10"}, 0.0)
+    with ScriptedServer(sequence(overloaded)) as server:
+        message = generation_failure(server.url, max_retries=2)
+    assert message == (
+        f"the OpenAI-compatible server at {server.url}/v1/chat/completions answered HTTP 503 "
+        "after 3 attempts: overloaded"
+    )
+    assert len(server.requests) == 3
+
+
+def test_a_retry_after_beyond_two_minutes_fails_at_once_and_says_so() -> None:
+    with ScriptedServer(sequence((429, {"detail": "quota"}, {"Retry-After": "3600"}, 0.0))) as server:
+        started = time.monotonic()
+        message = generation_failure(server.url)
+        assert time.monotonic() - started < 2
+    assert message.endswith(
+        "answered HTTP 429: quota (it asked to retry after 3600 s; the client waits two minutes at most)"
+    )
+    assert len(server.requests) == 1
+
+
+def test_a_timeout_is_retried_and_exhausted_timeouts_say_so() -> None:
+    replies = sequence((200, chat_reply("late"), {}, 1.0), (200, chat_reply("in time"), {}, 0.0))
+    with ScriptedServer(replies) as server:
+        assert generate_once(server.url, timeout=0.3).text == "in time"
+    assert len(server.requests) == 2
+
+    with ScriptedServer(sequence((200, chat_reply("late"), {}, 1.0))) as server:
+        message = generation_failure(server.url, timeout=0.2, max_retries=1)
+    assert message == (
+        f"no answer in time from the OpenAI-compatible server at {server.url}/v1/chat/completions: "
+        "ReadTimeout: timed out (after 2 attempts)"
+    )
+
+
+def test_an_answer_that_is_not_json_is_a_clear_error() -> None:
+    with ScriptedServer(sequence((200, "<html>a proxy login page</html>", {}, 0.0))) as server:
+        message = generation_failure(server.url)
+    assert message == (
+        f"the server at {server.url}/v1/ did not answer with a JSON ChatCompletion: "
+        "'<html>a proxy login page</html>'"
+    )
 
 
 def test_results_keep_input_order_when_answers_arrive_reversed() -> None:
@@ -274,9 +262,10 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if process.poll() is not None:
                 pytest.fail(f"the vLLM server exited with {process.returncode}:\n{_log_tail(log)}")
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as health:
+                    if health.status == 200:
+                        break
+            except OSError:  # refused, reset or timed out while the server starts
                 pass
             if time.monotonic() - started > 180:
                 pytest.fail(f"the vLLM server was not healthy after 180 s:\n{_log_tail(log)}")
