@@ -44,14 +44,16 @@ PIPELINE ?= datasets/healthcare-scheduling/pipeline.yaml
 demo: $(STAMP)
 	$(BIN)/charter run $(PIPELINE) --store $(STORE)
 
-# The judge measured on real data: 1,000 hh-rlhf pairs people labelled, judged in both orders
+# The judge measured on real data: the hh-rlhf pairs people labelled (997 of the sample's 1,000
+# rows; 3 have an empty reply and are refused), judged in both orders
 # under the helpful-harmless constitution, then the audit (agreement, consistency, calibration).
 HH_STORE ?= store-hh
 HH_RLHF ?= ../shared/data/hh-rlhf/harmless-base-test-sample.jsonl
 HH_CONSTITUTION := constitutions/helpful-harmless.yaml
 
 hh-report: $(STAMP)
-	$(BIN)/charter ingest --hh-rlhf $(HH_RLHF) --constitution $(HH_CONSTITUTION) --store $(HH_STORE)
+	$(BIN)/charter ingest --constitution $(HH_CONSTITUTION) --store $(HH_STORE)
+	$(BIN)/charter import-labels $(HH_RLHF) --format hh-rlhf --skip-invalid --store $(HH_STORE)
 	$(BIN)/charter label --pairs human --constitution $(HH_CONSTITUTION) --store $(HH_STORE) --batch-size 50
 	$(BIN)/charter audit --store $(HH_STORE) --disagreements 5
 

@@ -9,7 +9,6 @@ validates (``load_constitution`` is run on the text before it is written).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from tasks.constitution.model import Constitution, parse_constitution
 from tasks.core.errors import InputError
+from tasks.core.jsonl import read_json
 from tasks.core.yaml_source import load_located_yaml
 
 IMPORT_FORMATS = ("anthropic",)
@@ -39,12 +39,7 @@ def _title(text: str, limit: int = 60) -> str:
 def anthropic_principles(path: str | Path) -> list[dict[str, Any]]:
     """Principles from one Anthropic CAI JSON file (critique/revision or comparison)."""
     source = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError.single(source, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError.single(source, f"invalid JSON: {exc.msg}", exc.lineno) from None
+    data = read_json(path)
     if isinstance(data, dict):
         return [_critique_principle(source, name, entry) for name, entry in data.items()]
     if isinstance(data, list) and all(isinstance(item, str) for item in data):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import InputError, Problem
-from tasks.ingest.human_labels import parse_label_file
+from tasks.ingest.human_labels import FORMATS, parse_label_file
 from tasks.ingest.prompt_sets import load_prompt_set
 
 
@@ -20,6 +20,14 @@ class LabelFileSettings(BaseModel):
     annotator: str | None = None
     family: str | None = None
     skip_invalid: bool = False
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, fmt: str) -> str:
+        # Checked here, not only when the file is parsed, so a config names the key that is wrong.
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown label format {fmt!r}; formats: {', '.join(FORMATS)}")
+        return fmt
 
 
 def preflight(constitutions: list[str], prompt_sets: list[str], label_files: list[LabelFileSettings]) -> None:

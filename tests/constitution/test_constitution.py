@@ -13,6 +13,7 @@ from tasks.constitution.model import load_constitution
 from tasks.core.errors import InputError
 from tasks.ingest.ingest import ingest_constitution
 from tasks.store.runs import RunContext
+from tests.conftest import stored_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((PROJECT_ROOT / "constitutions").glob("*.yaml"))
@@ -200,10 +201,10 @@ MALFORMED_CONSTITUTIONS = {
 def test_malformed_constitutions_name_file_line_and_field(run: RunContext, tmp_path: Path, case: str) -> None:
     text, line, field, fragment = MALFORMED_CONSTITUTIONS[case]
     path = write(tmp_path, text)
-    before = run.store.snapshot()
+    before = stored_files(run.store)
     with pytest.raises(InputError) as raised:
         ingest_constitution(run, path)
-    assert run.store.snapshot() == before
+    assert stored_files(run.store) == before
     problems = raised.value.problems
     matching = [p for p in problems if fragment in p.message]
     assert matching, f"no problem mentions {fragment!r}: {raised.value}"

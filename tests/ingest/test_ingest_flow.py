@@ -32,26 +32,26 @@ def test_ingest_flow_writes_rows_and_lineage_then_adds_nothing_on_rerun(tmp_path
         "label_files": [LabelFileSettings(path=str(LABELS))],
     }
     first = ingest(**arguments)
-    assert first["rows_added"]["human_labels"] == 60
-    assert first["rows_added"]["constitutions"] == 1
-    assert first["rows_added"]["principles"] == 12
+    assert first.rows_added["human_labels"] == 60
+    assert first.rows_added["constitutions"] == 1
+    assert first.rows_added["principles"] == 12
     second = ingest(**arguments)
-    assert sum(second["rows_added"].values()) == 0
+    assert sum(second.rows_added.values()) == 0
 
     store = Store(store_path)
     assert store.count("human_labels") == 60
     runs = run_query(store, "select * from run_summary").records()
     assert [r["status"] for r in runs] == ["completed", "completed"]
-    assert runs[-1]["run_id"] == first["run_id"]  # the flow run id is the lineage id
+    assert runs[-1]["run_id"] == first.run_id  # the flow run id is the lineage id
     closing = run_query(
-        store, f"select * from runs where run_id = '{first['run_id']}' and status = 'completed'"
+        store, f"select * from runs where run_id = '{first.run_id}' and status = 'completed'"
     ).records()[0]
     constitution_id = load_constitution(CONSTITUTION).constitution_id
     assert closing["constitution_ids"] == [constitution_id]
     assert json.loads(closing["input_hashes"])[str(LABELS)] == file_sha256(LABELS)
     assert json.loads(closing["rows_added"])["human_labels"] == 60
     labels_run = run_query(store, "select distinct run_id from human_labels").rows
-    assert labels_run == [(first["run_id"],)]
+    assert labels_run == [(first.run_id,)]
 
 
 def test_a_bad_file_fails_the_flow_records_the_failure_and_writes_no_data(tmp_path: Path) -> None:

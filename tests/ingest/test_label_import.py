@@ -13,6 +13,7 @@ from tasks.ingest.human_labels import import_labels, parse_label_file
 from tasks.ingest.ingest import ingest_label_file, ingest_prompt_set
 from tasks.store.runs import RunContext
 from tasks.store.store import Store
+from tests.conftest import stored_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_LABELS = PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "human-labels.jsonl"
@@ -35,13 +36,16 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def test_hh_rlhf_sample_imports_1000_labels_once(run: RunContext, hh_rlhf_sample: Path) -> None:
+def test_hh_rlhf_sample_imports_997_labels_once(run: RunContext, hh_rlhf_sample: Path) -> None:
     parsed = parse_label_file(hh_rlhf_sample, "hh-rlhf")
-    assert not parsed.problems
-    first = import_labels(run, parsed)
-    second = import_labels(run, parse_label_file(hh_rlhf_sample, "hh-rlhf"))
-    assert (first.labels_added, second.labels_added) == (1000, 0)
-    assert run.store.count("human_labels") == 1000
+    # Three of the 1,000 published rows have an empty chosen reply: refused, by line.
+    assert [(p.line, p.field, p.message) for p in parsed.problems] == [
+        (line, "chosen", "the final Assistant reply of chosen is empty") for line in (87, 517, 926)
+    ]
+    first = import_labels(run, parsed, skip_invalid=True)
+    second = import_labels(run, parse_label_file(hh_rlhf_sample, "hh-rlhf"), skip_invalid=True)
+    assert (first.labels_added, second.labels_added) == (997, 0)
+    assert run.store.count("human_labels") == 997
 
 
 def test_hh_rlhf_choice_points_at_the_chosen_reply(run: RunContext, hh_rlhf_sample: Path) -> None:
@@ -248,6 +252,34 @@ MALFORMED_LABEL_FILES = {
         "rejected",
         "same final reply",
     ),
+    "hh-empty-final-reply": (
+        "hh-rlhf",
+        [{"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: "}],
+        1,
+        "rejected",
+        "final Assistant reply of rejected is empty",
+    ),
+    "hh-whitespace-final-reply": (
+        "hh-rlhf",
+        [{"chosen": "\n\nHuman: hi\n\nAssistant:  \n\t ", "rejected": "\n\nHuman: hi\n\nAssistant: no"}],
+        1,
+        "chosen",
+        "final Assistant reply of chosen is empty",
+    ),
+    "hh-chosen-without-assistant": (
+        "hh-rlhf",
+        [{"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: hi\n\nAssistant: no"}],
+        1,
+        "chosen",
+        "chosen must end with an Assistant reply",
+    ),
+    "hh-rejected-not-a-transcript": (
+        "hh-rlhf",
+        [{"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": "general kenobi"}],
+        1,
+        "rejected",
+        "not an hh-rlhf transcript",
+    ),
     "hh-not-a-transcript": (
         "hh-rlhf",
         [{"chosen": "hello there", "rejected": "general kenobi"}],
@@ -264,7 +296,7 @@ def test_malformed_label_files_are_located_and_change_nothing(
 ) -> None:
     fmt, rows, row, field, fragment = MALFORMED_LABEL_FILES[case]
     path = write_jsonl(tmp_path / f"{case}.jsonl", rows)
-    before = store.snapshot()
+    before = stored_files(store)
     run = RunContext(run_id="r", flow="test", store=store, parameters={})
     with pytest.raises(InputError) as raised:
         ingest_label_file(run, path, fmt)
@@ -272,7 +304,7 @@ def test_malformed_label_files_are_located_and_change_nothing(
     assert matching, str(raised.value)
     assert (matching[0].path, matching[0].line, matching[0].field) == (str(path), row, field)
     assert f"{path}:{row}" in str(raised.value)
-    assert store.snapshot() == before
+    assert stored_files(store) == before
 
 
 MALFORMED_LABEL_STUDIO = {
@@ -289,6 +321,12 @@ MALFORMED_LABEL_STUDIO = {
         "annotations[1].result",
         "no pairwise selection",
     ),
+    "annotations-not-a-list": (
+        [{"data": {"prompt": "p", "answer1": "x", "answer2": "y"}, "annotations": 5}],
+        1,
+        "annotations",
+        "expected a list of annotations, got int",
+    ),
     "only-cancelled": (
         [{"data": {"prompt": "p", "answer1": "x", "answer2": "y"}, "annotations": [{"was_cancelled": True}]}],
         1,
@@ -303,14 +341,14 @@ def test_malformed_label_studio_exports_name_the_task(store: Store, tmp_path: Pa
     export, task, field, fragment = MALFORMED_LABEL_STUDIO[case]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export), encoding="utf-8")
-    before = store.snapshot()
+    before = stored_files(store)
     with pytest.raises(InputError) as raised:
         ingest_label_file(RunContext(run_id="r", flow="t", store=store, parameters={}), path, "label-studio")
     problem = next(p for p in raised.value.problems if fragment in p.message)
     assert (problem.line, problem.field) == (task, field)
     if task is not None:
         assert f"{path} (task {task})" in str(raised.value)
-    assert store.snapshot() == before
+    assert stored_files(store) == before
 
 
 def test_skip_invalid_writes_good_rows_and_a_rejects_file(run: RunContext, tmp_path: Path) -> None:

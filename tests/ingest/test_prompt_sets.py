@@ -12,6 +12,7 @@ from tasks.core.errors import InputError
 from tasks.ingest.ingest import ingest_prompt_set
 from tasks.ingest.prompt_sets import load_prompt_set
 from tasks.store.runs import RunContext
+from tests.conftest import stored_files
 
 BUNDLED = Path(__file__).resolve().parents[2] / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
 GOOD = {"id": "p1", "family": "booking", "text": "Can I book a physical?"}
@@ -53,9 +54,9 @@ def test_malformed_prompt_sets_are_located_and_change_nothing(
     rows, line, field, fragment = MALFORMED[case]
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    before = run.store.snapshot()
+    before = stored_files(run.store)
     with pytest.raises(InputError) as raised:
         ingest_prompt_set(run, path)
     problem = next(p for p in raised.value.problems if fragment in p.message)
     assert (problem.path, problem.line, problem.field) == (str(path), line, field)
-    assert run.store.snapshot() == before
+    assert stored_files(run.store) == before
