@@ -19,6 +19,7 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("CHARTER_STORE", None)
 
 from tasks.store.runs import RunContext
+from tasks.store.schema import TABLES
 from tasks.store.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,11 @@ CAI_DIR = SHARED_DATA / "anthropic-cai"
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store.create(tmp_path / "store")
+
+
+def stored_files(store: Store) -> dict[str, tuple[str, ...]]:
+    """Each table's file names: equal before and after a step means the step wrote nothing."""
+    return {name: tuple(f.name for f in store.files(name)) for name in TABLES}
 
 
 @pytest.fixture

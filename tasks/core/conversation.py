@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from tasks.core.hashing import content_id
@@ -68,6 +69,22 @@ def last_user_text(messages: list[Message]) -> str:
 
 def messages_json(messages: list[Message]) -> str:
     return json.dumps(messages, ensure_ascii=False)
+
+
+# hh-rlhf's speaker names, which the Constitutional AI prompts also use.
+SPEAKERS = {"user": "Human", "assistant": "Assistant", "system": "System"}
+
+
+def render_turns(messages: Iterable[Message]) -> str:
+    """The conversation as ``Human: ...`` / ``Assistant: ...`` turns, a blank line apart: what the
+    judge prompt's ``{conversation}`` shows, and the body of an hh-rlhf transcript."""
+    return "\n\n".join(f"{SPEAKERS[m['role']]}: {m['content']}" for m in messages)
+
+
+def hh_transcript(messages: Iterable[Message]) -> str:
+    """The conversation as an hh-rlhf prompt (``\\n\\nHuman: ...``), ending in an open assistant turn
+    that a response completes after one space: TRL's standard (non-chat) preference format."""
+    return f"\n\n{render_turns(messages)}\n\nAssistant:"
 
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from tasks.core.files import write_atomically
 from tasks.report.audit_sections import (
     agreement_section,
     calibration_section,
@@ -30,7 +31,7 @@ from tasks.report.data import ReportData, StageRecord, gather_report_data
 from tasks.report.training_sections import policy_section, reward_section, scoreboard_section
 from tasks.store.store import Store
 
-__all__ = ["ReportPaths", "StageRecord", "markdown_summary", "render_html", "render_markdown", "write_report"]
+__all__ = ["ReportPaths", "StageRecord", "render_html", "render_markdown", "write_report"]
 
 # The report's sections, in reading order: the headline, what ran, the audit, then training.
 SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
@@ -94,34 +95,6 @@ def write_report(
     policy_checkpoint: str | Path | None = None,
 ) -> ReportPaths:
     """Write ``report.html`` and ``report.md`` into ``out_dir`` (each replaced atomically)."""
-    data, sections = _prepared(store, title, stages, reward_checkpoint, policy_checkpoint)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = ReportPaths(out_dir / HTML_FILE, out_dir / MARKDOWN_FILE)
-    _write_atomic(paths.html, render_html(data, sections))
-    _write_atomic(paths.markdown, render_markdown(data, sections))
-    return paths
-
-
-def markdown_summary(
-    store: Store,
-    *,
-    title: str,
-    stages: Sequence[StageRecord],
-    reward_checkpoint: str | Path | None = None,
-    policy_checkpoint: str | Path | None = None,
-) -> str:
-    """The Markdown summary alone, written nowhere (for printing to a terminal)."""
-    return render_markdown(*_prepared(store, title, stages, reward_checkpoint, policy_checkpoint))
-
-
-def _prepared(
-    store: Store,
-    title: str,
-    stages: Sequence[StageRecord],
-    reward_checkpoint: str | Path | None,
-    policy_checkpoint: str | Path | None,
-) -> tuple[ReportData, list[Section]]:
     data = gather_report_data(
         store,
         title=title,
@@ -129,17 +102,16 @@ def _prepared(
         reward_checkpoint=reward_checkpoint,
         policy_checkpoint=policy_checkpoint,
     )
-    return data, build_sections(data)
+    sections = build_sections(data)
+    out_dir = Path(out_dir)
+    paths = ReportPaths(out_dir / HTML_FILE, out_dir / MARKDOWN_FILE)
+    write_atomically(paths.html, render_html(data, sections))
+    write_atomically(paths.markdown, render_markdown(data, sections))
+    return paths
 
 
 def build_sections(data: ReportData) -> list[Section]:
     return [build(data) for build in SECTIONS]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def _meta_line(data: ReportData) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.core.conversation import Message
+from tasks.core.conversation import Message, hh_transcript
 from tasks.core.errors import CharterError
+from tasks.core.files import write_jsonl_atomically
 from tasks.critique.chains import ChainState
 
 STYLES = ("conversational", "standard")
@@ -29,11 +30,6 @@ def _lineage(state: ChainState) -> dict[str, Any]:
     }
 
 
-def transcript(messages: Iterable[Message]) -> str:
-    speakers = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    return "".join(f"\n\n{speakers[m['role']]}: {m['content']}" for m in messages) + "\n\nAssistant:"
-
-
 def sft_records(
     states: Iterable[ChainState], rounds: int, style: str = "conversational"
 ) -> list[dict[str, Any]]:
@@ -45,7 +41,7 @@ def sft_records(
         if style == "conversational":
             record = {"messages": [*messages, {"role": "assistant", "content": revision}]}
         else:
-            record = {"prompt": transcript(messages), "completion": " " + revision}
+            record = {"prompt": hh_transcript(messages), "completion": " " + revision}
         records.append({**record, **_lineage(state)})
     return records
 
@@ -58,7 +54,7 @@ def pair_record(messages: list[Message], chosen: str, rejected: str, style: str)
             "chosen": [{"role": "assistant", "content": chosen}],
             "rejected": [{"role": "assistant", "content": rejected}],
         }
-    return {"prompt": transcript(messages), "chosen": " " + chosen, "rejected": " " + rejected}
+    return {"prompt": hh_transcript(messages), "chosen": " " + chosen, "rejected": " " + rejected}
 
 
 def preference_records(
@@ -118,12 +114,7 @@ def write_records(records: list[dict[str, Any]], output: str | Path, fmt: str) -
         raise CharterError("nothing to export: the selection is empty")
     output = Path(output)
     if fmt == "jsonl":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial = output.with_name(f".{output.name}.partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        partial.replace(output)
+        write_jsonl_atomically(output, records)
     else:
         from datasets import Dataset
 

@@ -8,17 +8,23 @@ configuration locked. So DuckDB refuses writes and DDL (read-only database),
 and changing those settings (locked). ``COPY``/``EXPORT`` could still write inside the
 allowed folder, so statements are also checked with DuckDB's own parser: only
 ``SELECT`` (including ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) runs.
+
+The audit views live one per file in ``views/`` (``<view>.sql``, dbt style), each opening
+with a ``--`` comment that documents the view and, under ``Columns:``, every output column;
+the catalog carries those as the view's and the columns' comments (``duckdb_views()``,
+``duckdb_columns()``). A view may read tables and other views; the files are loaded in the
+order their ``from``/``join`` references require. The views that aggregate read only the
+narrow columns they need (ids, votes, times), never the response texts, so they stay fast
+at millions of labels.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,7 @@ import duckdb
 from tasks.core.errors import CharterError, ReadOnlyQueryError
 from tasks.store.schema import TABLES
 from tasks.store.store import Store
+from tasks.store.view_files import ViewFile, audit_views
 
 
 @dataclass(frozen=True)
@@ -38,19 +45,14 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def audit_views_sql() -> str:
-    return resources.files("tasks.store").joinpath("views/audit_views.sql").read_text(encoding="utf-8")
-
-
-_DOCUMENTED_VIEW = re.compile(r"((?:^--[^\n]*\n)+)create view (\w+)", re.MULTILINE)
-
-
-def view_docs(sql: str) -> dict[str, str]:
-    """Each audit view's leading ``--`` comment, so ``duckdb_views()`` documents the views too."""
-    return {
-        name: " ".join(line.lstrip("-").strip() for line in block.splitlines())
-        for block, name in _DOCUMENTED_VIEW.findall(sql)
-    }
+def _create_view(con: duckdb.DuckDBPyConnection, view: ViewFile) -> None:
+    con.execute(view.sql)
+    con.execute(f'comment on view "{view.name}" is {_quote(view.doc)}')
+    for column, doc in view.columns.items():
+        try:
+            con.execute(f'comment on column "{view.name}"."{column}" is {_quote(doc)}')
+        except duckdb.BinderException:
+            raise CharterError(f"{view.path}: documents a column {column!r} the view does not have") from None
 
 
 def _quote(text: str) -> str:
@@ -59,6 +61,8 @@ def _quote(text: str) -> str:
 
 def _build_catalog(store: Store, path: Path) -> None:
     with contextlib.closing(duckdb.connect(str(path))) as con:
+        # One transaction: a commit per statement (hundreds, with the column comments) is slow.
+        con.execute("begin transaction")
         for name, spec in TABLES.items():
             # An empty table with the full schema keeps every column present, even when the
             # Parquet files are empty or were written before a column was added.
@@ -71,10 +75,9 @@ def _build_catalog(store: Store, path: Path) -> None:
                 body += f" union all by name select * from read_parquet({pattern}, union_by_name = true)"
             con.execute(f'create view "{name}" as {body}')
             con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
-        views = audit_views_sql()
-        con.execute(views)
-        for name, doc in view_docs(views).items():
-            con.execute(f'comment on view "{name}" is {_quote(doc)}')
+        for view in audit_views():
+            _create_view(con, view)
+        con.execute("commit")
 
 
 @contextlib.contextmanager

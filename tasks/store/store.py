@@ -1,11 +1,12 @@
-"""The label store: a directory of immutable Parquet files per table.
+"""The store: a directory of immutable Parquet files per table, for every table charter keeps
+(prompts, generations, critiques, human and AI labels, preference sets, runs).
 
 Writes are append-only and idempotent: rows are keyed by content-hash ids and a row
 whose id is already stored is dropped, so re-running any step adds nothing. Each
-append takes an exclusive lock on its table, writes a hidden temporary file, fsyncs
-it and renames it into place; readers only ever see whole files, a crash leaves at
-most a hidden ``.partial`` file (cleaned up by the next writer), and concurrent
-writers serialise per table without losing rows.
+append takes an exclusive lock on its table and publishes one new file atomically
+(:mod:`tasks.core.files`: a hidden temporary file, fsynced, renamed into place); readers
+only ever see whole files, a crash leaves at most a hidden ``.partial`` file (cleaned up
+by the next writer), and concurrent writers serialise per table without losing rows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.core.errors import CharterError
+from tasks.core.files import PARTIAL_SUFFIX, atomic_target, write_atomically
 from tasks.store.schema import TABLES, table_spec
 
 MARKER = "charter-store.json"
@@ -49,7 +50,7 @@ class Store:
             store.table_dir(name).mkdir(parents=True, exist_ok=True)
         marker = store.root / MARKER
         if not marker.exists():
-            _atomic_write_bytes(marker, json.dumps({"format": STORE_FORMAT}).encode())
+            write_atomically(marker, json.dumps({"format": STORE_FORMAT}))
         return store
 
     @classmethod
@@ -89,10 +90,6 @@ class Store:
     def count(self, name: str) -> int:
         files = self.files(name)
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-    def snapshot(self) -> dict[str, tuple[str, ...]]:
-        """File names per table: equal snapshots mean nothing was written in between."""
-        return {name: tuple(f.name for f in self.files(name)) for name in TABLES}
 
     # -- writing --------------------------------------------------------------------------------
     def append(self, name: str, rows: Iterable[dict[str, Any]] | pa.Table, run_id: str) -> int:
@@ -134,7 +131,7 @@ class Store:
 
     def _remove_abandoned_partials(self, name: str) -> None:
         # Only called under the table lock, so any partial file belongs to a writer that died.
-        for partial in self.table_dir(name).glob(".*.partial"):
+        for partial in self.table_dir(name).glob(f".*{PARTIAL_SUFFIX}"):
             partial.unlink(missing_ok=True)
 
     def _stored_ids(self, name: str, id_column: str) -> pa.Array | None:
@@ -151,12 +148,9 @@ class Store:
         directory = self.table_dir(name)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-        partial = directory / f".{final.name}.partial"
-        # Row groups of DuckDB's own size let its scans of one big file run on every core.
-        pq.write_table(table, partial, compression="zstd", row_group_size=ROW_GROUP_SIZE)
-        _fsync_path(partial)
-        os.replace(partial, final)
-        _fsync_path(directory)
+        with atomic_target(final) as partial:
+            # Row groups of DuckDB's own size let its scans of one big file run on every core.
+            pq.write_table(table, partial, compression="zstd", row_group_size=ROW_GROUP_SIZE)
         return final
 
 
@@ -176,18 +170,3 @@ def _first_of_each_id(table: pa.Table, id_column: str) -> pa.Table:
         .aggregate([("i", "min")])["i_min"]
     )
     return table.take(pc.take(indices, pc.sort_indices(indices)))
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    partial.write_bytes(data)
-    _fsync_path(partial)
-    os.replace(partial, path)

@@ -15,7 +15,7 @@ from tasks.core.conversation import messages_json, orientation_free_vote, pair_i
 from tasks.core.errors import CharterError, InputError
 from tasks.core.hashing import content_id
 from tasks.merge.policy import MergeSettings, load_merge_policy, merge_preferences
-from tasks.store.exports import preference_set_records, transcript, write_records
+from tasks.store.exports import preference_set_records, write_records
 from tasks.store.schema import table_spec
 
 MESSAGES = [{"role": "user", "content": "I have a headache, can I see someone on Tuesday?"}]
@@ -345,9 +345,9 @@ def test_load_merge_policy(tmp_path: Path) -> None:
     ("text", "line", "field", "message"),
     [
         ("ties: keep\nai_min_margn: 0.2\n", 2, "ai_min_margn", "unknown field 'ai_min_margn'"),
-        ("human_weight: 1\nai_min_margin: high\n", 2, "ai_min_margin", "valid number"),
-        ("ai_min_margin: 0.7\n", 1, "ai_min_margin", "less than or equal to 0.5"),
-        ("soft_targets: true\nhuman_override: 'no'\n", 2, "human_override", "valid boolean"),
+        ("human_weight: 1\nai_min_margin: high\n", 2, "ai_min_margin", "a number (got the text 'high')"),
+        ("ai_min_margin: 0.7\n", 1, "ai_min_margin", "must be at most 0.5 (got 0.7)"),
+        ("soft_targets: true\nhuman_override: 'no'\n", 2, "human_override", "must be true or false"),
         ("ai_methods:\n  - logprob\n  - vibes\n", 3, "ai_methods[1]", "'logprob', 'cot' or 'rule'"),
     ],
 )
@@ -382,7 +382,7 @@ def test_export_records_round_trip_through_jsonl(tmp_path: Path, style: str) -> 
             assert record["chosen"] == [{"role": "assistant", "content": GOOD}]
             assert record["rejected"] == [{"role": "assistant", "content": row["rejected"]}]
         else:
-            assert record["prompt"] == transcript(MESSAGES)
+            assert record["prompt"] == f"\n\nHuman: {MESSAGES[0]['content']}\n\nAssistant:"
             assert (record["chosen"], record["rejected"]) == (" " + GOOD, " " + row["rejected"])
         assert {key: record[key] for key in lineage} == {key: row[key] for key in lineage}
     path = write_records(records, tmp_path / "set.jsonl", "jsonl")

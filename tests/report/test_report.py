@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import PROJECT_ROOT
 
 from tasks.constitution.model import Constitution, load_constitution
 from tasks.core.calibration import expected_calibration_error, reliability_table, top_label
@@ -45,11 +44,12 @@ from tasks.report.plots import (
     nice_axis,
     reliability_diagram,
 )
-from tasks.report.report import StageRecord, markdown_summary, write_report
+from tasks.report.report import MARKDOWN_FILE, StageRecord, write_report
 from tasks.store.runs import RunContext
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tasks.train.lineage import lineage_record, write_lineage
+from tests.conftest import PROJECT_ROOT
 from tests.rule_cases import RULE_CASES, add_prompt_with_responses, store_with_rule_cases
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
@@ -481,15 +481,10 @@ def test_an_empty_store_without_training_says_no_data_instead_of_failing(tmp_pat
     assert "| reward model | not trained in this run |" in markdown
 
 
-def test_the_markdown_summary_carries_the_headline_numbers(built: dict[str, Any]) -> None:
+def test_the_markdown_summary_carries_the_headline_numbers(built: dict[str, Any], full_report: Path) -> None:
+    """``report.md``, beside the page: what ``charter run`` prints at the end."""
     store = built["store"]
-    text = markdown_summary(
-        store,
-        title="Nightly",
-        stages=STAGES,
-        reward_checkpoint=built["reward"],
-        policy_checkpoint=built["dpo"],
-    )
+    text = (full_report.parent / MARKDOWN_FILE).read_text(encoding="utf-8")
     overall = run_query(store, "select accuracy from ai_human_agreement where dimension = 'overall'").rows[0][
         0
     ]

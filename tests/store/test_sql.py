@@ -14,6 +14,7 @@ from tasks.ingest.prompt_sets import prompt_record
 from tasks.store.audit import audit_summary
 from tasks.store.sql import readonly_connection, run_query
 from tasks.store.store import Store
+from tests.conftest import stored_files
 
 ORIGIN = LabelOrigin(source_format="charter", source_file="/labels.jsonl", source_sha256="f" * 64)
 
@@ -154,10 +155,10 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_writes_ddl_and_outside_files_are_refused(audited: Store, case: str) -> None:
     query, message = REFUSED[case]
-    before = audited.snapshot()
+    before = stored_files(audited)
     with pytest.raises(ReadOnlyQueryError, match=message):
         run_query(audited, query.format(tables=audited.root / "tables"))
-    assert audited.snapshot() == before
+    assert stored_files(audited) == before
     assert not list(audited.root.rglob("evil*"))
     assert not Path("x.csv").exists()
 

@@ -1,0 +1,32 @@
+-- Disagreement bench: the disagreements to read, with who voted what, the prompt and both
+-- responses (in id order). Meant for browsing with a limit; `disagreements` has the counts.
+--
+-- Columns:
+--   pair_id: the pair
+--   prompt_id: its conversation
+--   family: the conversation's family
+--   annotators: annotators who voted on it
+--   votes_first: votes for the first response (by id)
+--   votes_second: votes for the second response
+--   votes_tie: tie votes
+--   majority_share: the top vote's share of the annotators
+--   votes: each annotator's latest vote, as 'annotator=vote, ...'
+--   prompt: the conversation's final user message
+--   response_first: the text of the first response (by id)
+--   response_second: the text of the second response
+create view disagreement_bench as
+with ballots as (
+    select v.pair_id, string_agg(v.annotator || '=' || v.vote, ', ' order by v.annotator) as votes
+    from human_votes v semi join disagreements d using (pair_id)
+    group by v.pair_id
+), texts as (
+    select pair_id,
+           any_value(case when response_a_id < response_b_id then response_a else response_b end) as response_first,
+           any_value(case when response_a_id < response_b_id then response_b else response_a end) as response_second
+    from human_labels semi join disagreements using (pair_id)
+    group by pair_id
+)
+select d.*, b.votes, f.text as prompt, t.response_first, t.response_second
+from disagreements d join ballots b using (pair_id) join texts t using (pair_id)
+left join prompt_families f using (prompt_id)
+order by d.majority_share, d.annotators desc, d.pair_id;
