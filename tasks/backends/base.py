@@ -12,25 +12,31 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from tasks.core.conversation import Message
+from tasks.generate.settings import GenerateSettings
 
 BACKENDS = ("vllm", "hf", "openai")
 
 
+_GENERATE_DEFAULTS = GenerateSettings()
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
-    """Sampling parameters; part of every generation's content hash."""
+    """Sampling parameters; part of every generation's content hash.
 
-    n: int = 4
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 128
-    seed: int = 0
+    Defaults and ranges are :class:`~tasks.generate.settings.GenerateSettings`' (the generate
+    stage's settings), so they are written once; critique, the judge and evaluation pass
+    their own values.
+    """
+
+    n: int = _GENERATE_DEFAULTS.n
+    temperature: float = _GENERATE_DEFAULTS.temperature
+    top_p: float = _GENERATE_DEFAULTS.top_p
+    max_tokens: int = _GENERATE_DEFAULTS.max_tokens
+    seed: int = _GENERATE_DEFAULTS.seed
 
     def __post_init__(self) -> None:
-        if self.n < 1 or self.max_tokens < 1:
-            raise ValueError("n and max_tokens must be at least 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        GenerateSettings(**asdict(self))  # raises pydantic's ValidationError (a ValueError) out of range
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +76,18 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class PolicyBackend(Backend, Protocol):
+    """A backend holding the weights in this process (``vllm``, ``hf``): it can also score whole
+    completions, which the scoreboard's KL estimate needs of the tuned model and its base."""
+
+    def sequence_logprobs(
+        self, conversations: Sequence[Sequence[Message]], completions: Sequence[str]
+    ) -> list[float]:
+        """Per conversation, the summed log-probability of its completion (end-of-sequence included)
+        as the reply, from the raw logits (no temperature)."""
+        ...
 
 
 def prefixes_for(assistant_prefix: str | Sequence[str], count: int) -> list[str]:

@@ -119,5 +119,12 @@ class HFBackend:
             results.extend(dict(zip(candidates, row, strict=True)) for row in logprobs)
         return results
 
+    def sequence_logprobs(
+        self, conversations: Sequence[Sequence[Message]], completions: Sequence[str]
+    ) -> list[float]:
+        from tasks.train.logprobs import sequence_logprobs
+
+        return sequence_logprobs(self.model, self.tokenizer, conversations, completions)
+
     def close(self) -> None:
         del self.model

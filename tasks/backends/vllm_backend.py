@@ -17,11 +17,11 @@ from tasks.backends.models import ResolvedModel, cache_root
 from tasks.core.conversation import Message
 from tasks.core.errors import CharterError
 
-# Measured on a 2-core CPU machine: reserving a core for the frontend halves throughput,
-# vLLM would take 20 GiB for its KV cache by default, and bf16 is 3x slower than fp32 on AVX2.
+# On CPU, reserving a core for the frontend costs throughput, vLLM's default KV cache is sized
+# for servers, and bf16 is slower than fp32 on AVX2 (README, "Benchmarks": the figures).
 CPU_ENVIRONMENT = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "4"}
-# On CPU the engine core and its one worker run in this process: the engine starts in ~19 s
-# instead of ~41 s (two fewer interpreters importing vLLM) at the same generation speed.
+# On CPU the engine core and its one worker run in this process: the engine starts in about
+# half the time (two fewer interpreters importing vLLM) at the same generation speed.
 CPU_IN_PROCESS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
@@ -58,7 +58,7 @@ class VLLMBackend:
             self.llm = LLM(
                 model=model.path,
                 dtype="auto" if on_gpu else "float32",
-                # Eager mode starts in ~25 s on CPU instead of 40-80 s for ~5% less speed.
+                # Eager mode starts much sooner on CPU for a little less speed (README, "Benchmarks").
                 enforce_eager=enforce_eager,
                 max_model_len=max_model_len,
                 seed=0,
@@ -116,6 +116,27 @@ class VLLMBackend:
             first_position = output.outputs[0].logprobs[0]
             results.append({c: first_position[i].logprob for c, i in zip(candidates, ids, strict=True)})
         return results
+
+    def sequence_logprobs(
+        self, conversations: Sequence[Sequence[Message]], completions: Sequence[str]
+    ) -> list[float]:
+        """Each completion's tokens as part of the prompt, read back as vLLM's prompt logprobs."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from tasks.train.logprobs import encode_completion
+
+        encoded = [
+            encode_completion(self.tokenizer, c, t) for c, t in zip(conversations, completions, strict=True)
+        ]
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _ in encoded]
+        # prompt_logprobs=0: only each prompt token's own log-probability (raw logits, no temperature).
+        params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [
+            sum(output.prompt_logprobs[i][ids[i]].logprob for i in range(start, len(ids)))
+            for output, (ids, start) in zip(outputs, encoded, strict=True)
+        ]
 
     def close(self) -> None:
         """Stop the engine; an in-process one also leaves torch.distributed and torch's threads as found."""

@@ -11,16 +11,19 @@ prompt by the reward model and by the AI judge (both orders, as ``charter label`
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import field_validator
 
-from tasks.backends.base import Backend, SamplingSettings
+from tasks.backends.base import Backend, PolicyBackend, SamplingSettings
+from tasks.backends.loading import load_backend
+from tasks.backends.models import ResolvedModel
+from tasks.backends.settings import BackendSettings, concrete, model_identity
 from tasks.constitution.model import Constitution, load_constitution
-from tasks.core.conversation import Message
 from tasks.core.errors import CharterError
 from tasks.evaluate.scoreboard import (
     LengthCheck,
@@ -30,13 +33,14 @@ from tasks.evaluate.scoreboard import (
     principle_table,
     win_rates,
 )
+from tasks.evaluate.settings import EvaluateSettings
 from tasks.generate.generation import PromptItem, prompt_seed, select_prompts
 from tasks.label.judge import JudgeSettings, judge, plan_comparisons
 from tasks.label.pairs import make_pair
 from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
 from tasks.train.lineage import SCOREBOARD_FILE, read_lineage, write_json_atomically
-from tasks.train.logprobs import sequence_logprobs
+from tasks.train.rewards import RewardFn
 
 
 @dataclass
@@ -56,28 +60,21 @@ def sample_responses(
     return [c[0].text for c in backend.generate([list(p.messages) for p in prompts], sampling, seeds)]
 
 
-def evaluate(
-    base: Backend,
-    tuned: Backend,
+def compare_with_base(
     prompts: Sequence[PromptItem],
     constitution: Constitution,
+    texts: dict[str, list[str]],
+    log_ratios: Sequence[float],
     *,
-    reward_scorer: Any = None,
+    reward_scorer: RewardFn | None = None,
     judge_backend: Backend | None = None,
-    max_tokens: int = 64,
-    temperature: float = 1.0,
-    seed: int = 0,
 ) -> Evaluation:
-    """Sample, score and compare; ``reward_scorer(conversations, responses) -> scores`` is optional."""
+    """Score and compare both models' responses (``texts["base"]``, ``texts["tuned"]``, one per
+    prompt); ``log_ratios`` are log pi_tuned(y) - log pi_base(y) of the tuned responses. The
+    reward model and the AI judge are optional."""
     result = Evaluation()
-    texts = {
-        name: sample_responses(backend, prompts, max_tokens, temperature, seed)
-        for name, backend in (("base", base), ("tuned", tuned))
-    }
     conversations = [list(p.messages) for p in prompts]
     rewards = {name: reward_scorer(conversations, t) if reward_scorer else None for name, t in texts.items()}
-    tuned_logprobs = sequence_logprobs(tuned.model, tuned.tokenizer, conversations, texts["tuned"])
-    reference_logprobs = sequence_logprobs(base.model, base.tokenizer, conversations, texts["tuned"])
     for name in ("base", "tuned"):
         for index, prompt in enumerate(prompts):
             row = {
@@ -87,7 +84,7 @@ def evaluate(
                 "response": texts[name][index],
                 **behaviour(constitution, prompt.family, prompt.messages, texts[name][index]),
                 "reward": rewards[name][index] if rewards[name] is not None else None,
-                "kl": tuned_logprobs[index] - reference_logprobs[index] if name == "tuned" else 0.0,
+                "kl": log_ratios[index] if name == "tuned" else 0.0,
             }
             result.responses.append(row)
     result.families = family_table(result.responses)
@@ -129,7 +126,7 @@ def _judge_contests(
 
 
 def held_out_prompts(store: Store, prompt_set: str, seen: set[str], per_family: int) -> list[PromptItem]:
-    """Up to ``per_family`` prompts of each family that no training pair came from, in set order."""
+    """Up to ``per_family`` prompts of each family that the policy was not trained on, in set order."""
     kept: dict[str | None, list[PromptItem]] = {}
     for prompt in select_prompts(store, prompt_set):
         group = kept.setdefault(prompt.family, [])
@@ -138,25 +135,53 @@ def held_out_prompts(store: Store, prompt_set: str, seen: set[str], per_family: 
     return [prompt for group in kept.values() for prompt in group]
 
 
-class EvaluationSettings(BaseModel):
-    """What a scoreboard is made with; saved in it, so the same evaluation asked again is reused."""
+def training_prompt_ids(store: Store, lineage: dict[str, Any]) -> set[str]:
+    """The prompts a checkpoint learnt from, which a held-out evaluation must leave out.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Those of its preference set (DPO's pairs; for PPO, its reward model's) and PPO's rollout
+    prompts. A PPO lineage written before rollouts were recorded counts its whole prompt set.
+    A checkpoint without a set (PPO on rules alone) has no pairs: never the store's latest set.
+    """
+    seen = set(lineage.get("rollout_prompt_ids", ()))
+    if lineage["kind"] == "ppo" and "rollout_prompt_ids" not in lineage:
+        seen |= {prompt.prompt_id for prompt in select_prompts(store, lineage["prompt_set"])}
+    if lineage.get("preference_set"):
+        seen |= {row["prompt_id"] for row in read_set(store, lineage["preference_set"])[1]}
+    return seen
+
+
+class EvaluationSettings(EvaluateSettings):
+    """What a scoreboard is made with (its inputs and the stage's settings); saved in it, so the
+    same evaluation asked again is reused.
+
+    ``policy_backend`` samples and scores the tuned model and its base (``vllm`` or ``hf``; its
+    ``model`` stays empty: the checkpoint names both models). ``judge_model`` is the AI judge,
+    any backend; when it is the base model on an ``auto`` or the same backend, the base's loaded
+    model judges, so no second copy is loaded.
+    """
 
     constitution_path: str
     prompt_set: str
-    per_family: int = Field(default=2, ge=1)
     reward_model: str | None = None
-    use_judge: bool = True
-    max_tokens: int = Field(default=64, ge=1)
-    seed: int = 0
+    policy_backend: BackendSettings = BackendSettings(kind="hf")
+    judge_model: BackendSettings = BackendSettings()
+
+    @field_validator("policy_backend")
+    @classmethod
+    def _local(cls, spec: BackendSettings) -> BackendSettings:
+        if spec.kind == "openai" or spec.model is not None or spec.base_url is not None:
+            raise ValueError(
+                "the policy backend is vllm, hf or auto, with no model (the checkpoint names it)"
+            )
+        return spec
 
 
 def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: EvaluationSettings) -> dict[str, Any]:
-    """The scoreboard of a policy checkpoint against its base model, as plain data (also saved beside it)."""
-    from tasks.backends.hf import HFBackend
-    from tasks.backends.models import ResolvedModel
+    """The scoreboard of a policy checkpoint against its base model, as plain data (also saved beside it).
 
+    The tuned model samples first, then the base (each loaded, used and closed in turn, so one
+    GPU never holds two engines); the base scores the tuned model's samples for the KL.
+    """
     path = Path(checkpoint) / SCOREBOARD_FILE
     previous = _finished_scoreboard(path, settings.model_dump())
     if previous is not None:
@@ -166,36 +191,48 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
         raise CharterError(
             f"{checkpoint} is a {lineage['kind']} checkpoint, not a policy: evaluate a dpo or ppo one"
         )
-    seen = {row["prompt_id"] for row in read_set(store, lineage["preference_set"])[1]}
-    prompts = held_out_prompts(store, settings.prompt_set, seen, settings.per_family)
+    prompts = held_out_prompts(
+        store, settings.prompt_set, training_prompt_ids(store, lineage), settings.per_family
+    )
     if not prompts:
-        raise CharterError(f"prompt set {settings.prompt_set!r} has no prompts the training set did not use")
-    base = HFBackend(ResolvedModel(lineage["base_model_path"], lineage["base_model"]))
-    tuned = HFBackend(ResolvedModel(lineage["model_path"], f"{lineage['kind']}:{Path(checkpoint).name}"))
+        raise CharterError(
+            f"prompt set {settings.prompt_set!r} has no prompts the checkpoint was not trained on "
+            "(its preference pairs and PPO rollouts): evaluate on another prompt set"
+        )
+    constitution = load_constitution(settings.constitution_path)
     scorer = None
     if settings.reward_model:
-        from tasks.train.reward_model import load_reward_model, score_texts
+        from tasks.train.reward_model import load_scorer
 
-        model, tokenizer, metadata = load_reward_model(settings.reward_model)
-        max_length = metadata["config"]["max_length"]
-
-        def scorer(conversations: list[list[Message]], responses: list[str]) -> list[float]:
-            return score_texts(model, tokenizer, conversations, responses, max_length, 16)
-
-    result = evaluate(
-        base,
-        tuned,
-        prompts,
-        load_constitution(settings.constitution_path),
-        reward_scorer=scorer,
-        judge_backend=base if settings.use_judge else None,
-        max_tokens=settings.max_tokens,
-        seed=settings.seed,
-    )
+        scorer = load_scorer(settings.reward_model)
+    kind = concrete(settings.policy_backend).kind
+    options = settings.policy_backend.options
+    conversations = [list(p.messages) for p in prompts]
+    sample = {"max_tokens": settings.max_tokens, "temperature": 1.0, "seed": settings.seed}
+    tuned_model = ResolvedModel(lineage["model_path"], f"{lineage['kind']}:{Path(checkpoint).name}")
+    with _opened(kind, tuned_model, options) as tuned:
+        tuned_texts = sample_responses(tuned, prompts, **sample)
+        tuned_logprobs = tuned.sequence_logprobs(conversations, tuned_texts)
+    with _opened(kind, ResolvedModel(lineage["base_model_path"], lineage["base_model"]), options) as base:
+        texts = {"base": sample_responses(base, prompts, **sample), "tuned": tuned_texts}
+        reference_logprobs = base.sequence_logprobs(conversations, tuned_texts)
+        log_ratios = [t - r for t, r in zip(tuned_logprobs, reference_logprobs, strict=True)]
+        base_judges = _judges_with_base(settings.judge_model, kind, lineage["base_model_path"], options)
+        judge_backend = base if settings.judge and base_judges else None
+        if judge_backend is not None or not settings.judge:
+            result = compare_with_base(
+                prompts, constitution, texts, log_ratios, reward_scorer=scorer, judge_backend=judge_backend
+            )
+    if settings.judge and judge_backend is None:  # another model: loaded once the base is closed
+        judge_backend = load_backend(settings.judge_model)
+        result = compare_with_base(
+            prompts, constitution, texts, log_ratios, reward_scorer=scorer, judge_backend=judge_backend
+        )
     report = {
         "settings": settings.model_dump(),
         "checkpoint": str(checkpoint),
         "reward_model": settings.reward_model,
+        "judge": {"model": judge_backend.model_id, "backend": judge_backend.name} if judge_backend else None,
         "prompts": len(prompts),
         "families": result.families,
         "principles": result.principles,
@@ -205,6 +242,30 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
     }
     write_json_atomically(path, report)
     return report
+
+
+@contextmanager
+def _opened(kind: str, model: ResolvedModel, options: dict[str, Any]) -> Iterator[PolicyBackend]:
+    """A policy backend loaded for one phase of the evaluation and closed after it."""
+    if kind == "vllm":
+        from tasks.backends.vllm_backend import VLLMBackend
+
+        backend: PolicyBackend = VLLMBackend(model, **options)
+    else:
+        from tasks.backends.hf import HFBackend
+
+        backend = HFBackend(model, **options)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _judges_with_base(judge: BackendSettings, kind: str, base_path: str, options: dict[str, Any]) -> bool:
+    """Whether the configured judge is the base model as loaded (``auto`` accepts either local backend)."""
+    if judge.kind not in ("auto", kind) or judge.base_url is not None or judge.options not in ({}, options):
+        return False
+    return model_identity(judge.model_copy(update={"kind": kind})).path == base_path
 
 
 def _finished_scoreboard(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:

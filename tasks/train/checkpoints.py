@@ -1,9 +1,11 @@
 """Training runs on stored preference sets: checkpoint folders with their lineage.
 
 A checkpoint's folder name hashes what made it (kind, preference set, base model, settings),
-so training the same thing again finds the finished checkpoint (its lineage file is written
-last) and returns it instead of training twice; a run that crashed left no lineage file and
-trains again from the start.
+and its lineage records the same identity, so training the same thing again, into the
+default folder or into ``-o DIR``, returns the finished checkpoint instead of training twice;
+a folder holding a checkpoint made otherwise is trained again and replaced. Each checkpoint
+is assembled in a hidden staging folder, lineage included, and renamed into place, so a
+crashed run leaves no half-checkpoint to reuse.
 """
 
 from __future__ import annotations
@@ -13,23 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from tasks.backends.models import resolve_model
-from tasks.constitution.model import Constitution, load_constitution
-from tasks.core.conversation import prompt_id
+from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
-from tasks.evaluate.scoreboard import behaviour
 from tasks.generate.generation import select_prompts
 from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
-from tasks.train.dpo import confident_rows, logprob_margin, train_dpo
-from tasks.train.lineage import LINEAGE_FILE, lineage_record, read_lineage, write_lineage
-from tasks.train.ppo import make_policy, ppo_train, save_policy
-from tasks.train.reward_model import (
-    load_reward_model,
-    save_reward_model,
-    score_texts,
-    train_reward_model,
-)
+from tasks.train.dpo import logprob_margin, train_dpo, training_rows
+from tasks.train.lineage import lineage_record, read_lineage, reusable_checkpoint, write_lineage
+from tasks.train.ppo import make_policy, ppo_train, rollout_schedule, save_policy
+from tasks.train.reward_model import load_scorer, save_reward_model, train_reward_model
+from tasks.train.rewards import RewardFn, rule_reward, summed
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 
@@ -37,8 +33,27 @@ def checkpoint_dir(store: Store, kind: str, identity: dict[str, Any]) -> Path:
     return store.root / "checkpoints" / f"{kind}-{content_id(f'checkpoint_{kind}', identity)[:12]}"
 
 
-def _finished(path: Path) -> dict[str, Any] | None:
-    return read_lineage(path) if (path / LINEAGE_FILE).is_file() else None
+def _target(
+    store: Store, kind: str, identity: dict[str, Any], output: str | None
+) -> tuple[Path, dict[str, Any] | None]:
+    """Where the checkpoint goes, and its lineage if a finished one made from ``identity`` is there."""
+    path = Path(output) if output else checkpoint_dir(store, kind, identity)
+    return path, reusable_checkpoint(path, kind, identity, owned=output is None)
+
+
+def _staging(path: Path) -> Path:
+    staging = path.with_name(f".{path.name}.training")
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def _install(staging: Path, path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the lineage into the finished staging folder, then put it in place of anything at ``path``."""
+    write_lineage(staging, record)
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging.replace(path)
+    return {**record, "path": str(path), "reused": False}
 
 
 def train_reward_checkpoint(
@@ -47,8 +62,8 @@ def train_reward_checkpoint(
     """Bradley-Terry reward model on a set's rows (soft targets, weights), held-out metrics, lineage."""
     chosen, rows = read_set(store, set_id)
     settings = config.model_dump()
-    path = Path(output) if output else checkpoint_dir(store, "reward", {"set": chosen, "settings": settings})
-    done = _finished(path)
+    identity = {"set": chosen, "settings": settings}
+    path, done = _target(store, "reward", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
     model, tokenizer, history = train_reward_model(rows, config)
@@ -60,7 +75,8 @@ def train_reward_checkpoint(
         "pairs_per_second": history.pairs_per_second,
         "steps": history.steps,
     }
-    save_reward_model(model, tokenizer, path, {"config": settings})
+    staging = _staging(path)
+    save_reward_model(model, tokenizer, staging, {"config": settings})
     record = lineage_record(
         kind="reward",
         run_id=run_id,
@@ -68,10 +84,10 @@ def train_reward_checkpoint(
         set_id=chosen,
         rows=rows,
         settings=settings,
+        identity=identity,
         metrics=metrics,
     )
-    write_lineage(path, record)
-    return {**record, "path": str(path), "reused": False}
+    return _install(staging, path, record)
 
 
 def train_dpo_checkpoint(
@@ -82,30 +98,29 @@ def train_dpo_checkpoint(
     settings: DPOSettings,
     output: str | None,
 ) -> dict[str, Any]:
-    """DPO (TRL) on a set's confident rows; saves the merged model, so any backend can load it."""
+    """DPO (TRL) on a set's confident rows; saves the merged model, so any backend can load it.
+
+    The rows are filtered, and an empty result refused, before any model is loaded.
+    """
     chosen, rows = read_set(store, set_id)
+    used = training_rows(rows, settings.min_confidence, f"preference set {chosen[:12]}")
     base = resolve_model(model)
     identity = {"set": chosen, "model": base.model_id, "settings": settings.model_dump()}
-    path = Path(output) if output else checkpoint_dir(store, "dpo", identity)
-    done = _finished(path)
+    path, done = _target(store, "dpo", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    used = confident_rows(rows, settings.min_confidence)
     tokenizer = AutoTokenizer.from_pretrained(base.path)
     probe = used[: settings.margin_pairs]
     margin_before = logprob_margin(AutoModelForCausalLM.from_pretrained(base.path), tokenizer, probe)
-    staging = path.with_name(f".{path.name}.training")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = _staging(path)
     trained, tokenizer, log = train_dpo(base.path, used, settings, staging / "trainer")
     merged = trained.merge_and_unload() if hasattr(trained, "merge_and_unload") else trained
     margin_after = logprob_margin(merged, tokenizer, probe)
     merged.save_pretrained(staging / "model")
     tokenizer.save_pretrained(staging / "model")
     shutil.rmtree(staging / "trainer", ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-    staging.replace(path)
     steps = [entry for entry in log if "loss" in entry]
     record = lineage_record(
         kind="dpo",
@@ -114,6 +129,7 @@ def train_dpo_checkpoint(
         set_id=chosen,
         rows=used,
         settings=settings.model_dump(),
+        identity=identity,
         metrics={
             "margin_pairs": len(probe),
             "logprob_margin_before": margin_before,
@@ -124,25 +140,7 @@ def train_dpo_checkpoint(
         },
         extra={"base_model_path": base.path, "model_path": str(path / "model")},
     )
-    write_lineage(path, record)
-    return {**record, "path": str(path), "reused": False}
-
-
-def rule_reward(constitution: Constitution, families: dict[str, str | None]):
-    """Reward from the constitution's rules: minus the number of applicable rules a response breaks."""
-
-    def reward(responses: list[str], conversations: list[list[dict]]) -> list[float]:
-        return [
-            -float(
-                sum(
-                    not passed
-                    for passed in behaviour(constitution, families.get(prompt_id(c)), c, r)["rules"].values()
-                )
-            )
-            for r, c in zip(responses, conversations, strict=True)
-        ]
-
-    return reward
+    return _install(staging, path, record)
 
 
 def train_ppo_checkpoint(
@@ -155,7 +153,11 @@ def train_ppo_checkpoint(
     constitution_path: str | None,
     output: str | None,
 ) -> dict[str, Any]:
-    """PPO against a reward model's score and/or the constitution's rules, on a prompt set's prompts."""
+    """PPO against a reward model's score and/or the constitution's rules, on a prompt set's prompts.
+
+    The lineage lists the prompts the rollouts used (``rollout_prompt_ids``): the policy was
+    trained on them, so the scoreboard leaves them out of its held-out prompts.
+    """
     if reward_model is None and constitution_path is None:
         raise CharterError("PPO needs a reward: --reward-model, --rules CONSTITUTION, or both")
     base = resolve_model(model)
@@ -169,39 +171,28 @@ def train_ppo_checkpoint(
         "reward_model": rm_lineage["run_id"] if rm_lineage else None,
         "rules": constitution.constitution_id if constitution else None,
     }
-    path = Path(output) if output else checkpoint_dir(store, "ppo", identity)
-    done = _finished(path)
+    path, done = _target(store, "ppo", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
-    rewards = []
-    if rm_lineage is not None:
-        rm, rm_tokenizer, metadata = load_reward_model(reward_model)
-        max_length = metadata["config"]["max_length"]
-        rewards.append(
-            lambda responses, conversations: score_texts(
-                rm, rm_tokenizer, conversations, responses, max_length, 16
-            )
-        )
+    rewards: list[RewardFn] = []
+    if reward_model is not None:
+        rewards.append(load_scorer(reward_model))
     if constitution is not None:
         rewards.append(rule_reward(constitution, {p.prompt_id: p.family for p in prompts}))
-
-    def reward_fn(responses: list[str], conversations: list[list[dict]]) -> list[float]:
-        parts = [fn(responses, conversations) for fn in rewards]
-        return [sum(values) for values in zip(*parts, strict=True)]
+    rolled_out = sorted(
+        {prompts[i].prompt_id for batch in rollout_schedule(len(prompts), config) for i in batch}
+    )
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(base.path), config)
-    history = ppo_train(policy, tokenizer, [list(p.messages) for p in prompts], reward_fn, config)
-    staging = path.with_name(f".{path.name}.training")
-    shutil.rmtree(staging, ignore_errors=True)
+    history = ppo_train(policy, tokenizer, [list(p.messages) for p in prompts], summed(rewards), config)
+    staging = _staging(path)
     save_policy(policy, staging / "adapter")
     merged = policy.lm.merge_and_unload()
     merged.save_pretrained(staging / "model")
     tokenizer.save_pretrained(staging / "model")
-    shutil.rmtree(path, ignore_errors=True)
-    staging.replace(path)
     rows = read_set(store, rm_lineage["preference_set"])[1] if rm_lineage else []
     record = lineage_record(
         kind="ppo",
@@ -210,6 +201,7 @@ def train_ppo_checkpoint(
         set_id=rm_lineage["preference_set"] if rm_lineage else None,
         rows=rows,
         settings=config.model_dump(),
+        identity=identity,
         metrics={"steps": history},
         extra={
             "base_model_path": base.path,
@@ -217,7 +209,7 @@ def train_ppo_checkpoint(
             "reward_model": reward_model,
             "rules_constitution_id": constitution.constitution_id if constitution else None,
             "prompt_set": prompt_set,
+            "rollout_prompt_ids": rolled_out,
         },
     )
-    write_lineage(path, record)
-    return {**record, "path": str(path), "reused": False}
+    return _install(staging, path, record)

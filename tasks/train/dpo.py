@@ -27,6 +27,19 @@ def confident_rows(rows: Sequence[dict[str, Any]], min_confidence: float) -> lis
     return [row for row in rows if abs(2 * row["target"] - 1) >= min_confidence - 1e-12]
 
 
+def training_rows(
+    rows: Sequence[dict[str, Any]], min_confidence: float, source: str = "the preference set"
+) -> list[dict[str, Any]]:
+    """The rows DPO trains on; none left is an error that says why, before anything loads."""
+    kept = confident_rows(rows, min_confidence)
+    if not kept:
+        raise CharterError(
+            f"no preference rows left to train on: none of the {len(rows)} rows of {source} has a "
+            f"confidence |2*target-1| of at least {min_confidence} (--min-confidence)"
+        )
+    return kept
+
+
 def conversational_dataset(rows: Sequence[dict[str, Any]]):
     """TRL's conversational preference format: prompt messages, chosen and rejected assistant turns."""
     from datasets import Dataset
@@ -45,6 +58,8 @@ def conversational_dataset(rows: Sequence[dict[str, Any]]):
 
 def logprob_margin(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> float:
     """Mean over pairs of log pi(chosen) - log pi(rejected): what DPO should raise on its training pairs."""
+    if not rows:
+        raise ValueError("no pairs to measure the log-prob margin on")
     prompts = [json.loads(row["prompt"]) for row in rows]
     chosen = sequence_logprobs(model, tokenizer, prompts, [row["chosen"] for row in rows])
     rejected = sequence_logprobs(model, tokenizer, prompts, [row["rejected"] for row in rows])
@@ -64,10 +79,7 @@ def train_dpo(
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    settings.check()
-    rows = confident_rows(rows, settings.min_confidence)
-    if not rows:
-        raise CharterError("no preference rows left to train on (check --min-confidence and the set)")
+    rows = training_rows(rows, settings.min_confidence)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

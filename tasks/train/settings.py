@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.core.errors import CharterError
-
-LOSS_TYPES = (
+# The loss types TRL 1.16's DPOTrainer computes (``DPOConfig.loss_type``; the trainer raises on
+# any other name, but only when the first batch's loss is computed, after the reward model trained).
+DPOLossType = Literal[
     "sigmoid",
     "hinge",
     "ipo",
@@ -28,7 +28,7 @@ LOSS_TYPES = (
     "discopop",
     "sft",
     "sigmoid_norm",
-)
+]
 
 
 class DPOSettings(BaseModel):
@@ -37,7 +37,7 @@ class DPOSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     beta: float = Field(default=0.1, gt=0)
-    loss_type: str = "sigmoid"
+    loss_type: DPOLossType = "sigmoid"
     label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
     learning_rate: float = Field(default=5e-5, gt=0)
     steps: int = Field(default=20, ge=1)
@@ -54,9 +54,12 @@ class DPOSettings(BaseModel):
     seed: int = 0
     precision: Literal["float32", "bfloat16"] = "float32"
 
-    def check(self) -> None:
-        if self.loss_type not in LOSS_TYPES:
-            raise CharterError(f"unknown DPO loss type {self.loss_type!r}; TRL's: {', '.join(LOSS_TYPES)}")
+    @model_validator(mode="after")
+    def _exo_needs_smoothing(self) -> DPOSettings:
+        # TRL's DPOTrainer refuses this pairing when it is built, i.e. after the data is prepared.
+        if self.loss_type == "exo_pair" and self.label_smoothing == 0:
+            raise ValueError("loss_type exo_pair needs label_smoothing above 0 (the EXO paper uses 0.001)")
+        return self
 
 
 class RewardModelSettings(BaseModel):
@@ -92,12 +95,12 @@ class PPOSettings(BaseModel):
     learning_rate: float = Field(1e-5, ge=0)
     ppo_epochs: int = Field(4, gt=0)
     mini_batch_size: int = Field(4, gt=0)
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_range: float = 0.2
-    clip_range_value: float = 0.2
-    vf_coef: float = 0.1
-    init_kl_coef: float = 0.2
+    gamma: float = Field(1.0, ge=0, le=1, description="discount per token")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE's lambda")
+    clip_range: float = Field(0.2, gt=0)
+    clip_range_value: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.1, ge=0)
+    init_kl_coef: float = Field(0.2, ge=0)
     target_kl: float = Field(6.0, gt=0)
     kl_horizon: float = Field(10000, gt=0)
     adaptive_kl: bool = True

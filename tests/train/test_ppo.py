@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks.train.ppo import make_policy, ppo_train, response_mask, save_policy
+from tasks.train.ppo import make_policy, ppo_train, response_mask, rollout_schedule, save_policy
 from tasks.train.settings import PPOSettings
 
 PROMPTS = Path(__file__).resolve().parents[2] / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
@@ -56,7 +56,7 @@ def scheduling_prompts(count: int = 16) -> list[list[dict]]:
             for r in shortest]  # fmt: skip
 
 
-def ends_a_sentence(responses: list[str], conversations: list[list[dict]]) -> list[float]:
+def ends_a_sentence(conversations: list[list[dict]], responses: list[str]) -> list[float]:
     """1 if the response contains a period. The issue's example rule, "mentions 'appointment'",
     never fires for the 2-layer model (0 of 160 samples); a period appears in 24% of its 10-token
     responses to these prompts (39 of 160, temperature 1), a base rate PPO can climb from."""
@@ -73,6 +73,19 @@ def test_response_mask_keeps_the_first_eos_and_masks_what_follows() -> None:
     responses = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 8], [2, 2, 2, 2], [5, 2, 6, 2]])
     expected = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]])
     assert torch.equal(response_mask(responses, eos), expected)
+
+
+def test_rollout_schedule_visits_a_seeded_shuffle_and_wraps_around() -> None:
+    config = PPOSettings(steps=3, batch_size=4, seed=7)
+    schedule = rollout_schedule(5, config)
+    assert [len(batch) for batch in schedule] == [4, 4, 4]
+    flat = [i for batch in schedule for i in batch]
+    assert sorted(flat[:5]) == list(range(5))  # every prompt once before any comes again
+    assert flat[5:] == flat[: len(flat) - 5]  # then the same order again
+    assert schedule == rollout_schedule(5, config)
+    assert schedule != rollout_schedule(5, config.model_copy(update={"seed": 8}))
+    # Two steps of two prompts visit only 4 of 10: the other 6 were never trained on.
+    assert len({i for batch in rollout_schedule(10, PPOSettings(steps=2, batch_size=2)) for i in batch}) == 4
 
 
 def test_config_rejects_unknown_settings() -> None:
@@ -93,7 +106,16 @@ def test_zero_learning_rate_keeps_the_policy_equal_to_the_reference(model_path: 
     )
     policy = make_policy(load_two_layers(model_path), config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    history = ppo_train(policy, tokenizer, scheduling_prompts(), ends_a_sentence, config)
+    prompts = scheduling_prompts()
+    rewarded: list[list[dict]] = []
+
+    def reward(conversations: list[list[dict]], responses: list[str]) -> list[float]:
+        rewarded.extend(conversations)
+        return ends_a_sentence(conversations, responses)
+
+    history = ppo_train(policy, tokenizer, prompts, reward, config)
+    # The rollouts answered exactly the prompts the schedule names (what a checkpoint records).
+    assert rewarded == [prompts[i] for batch in rollout_schedule(len(prompts), config) for i in batch]
     for log in history:
         assert abs(log["kl"]) < 1e-4
         assert log["approx_kl"] < 1e-8

@@ -18,10 +18,11 @@ from tasks.train.reward_model import (
     METADATA_FILE,
     backbone_path,
     bt_loss,
-    evaluate,
     format_text,
+    held_out_metrics,
     load_backbone,
     load_reward_model,
+    load_scorer,
     save_reward_model,
     score_texts,
     split_records,
@@ -263,7 +264,7 @@ def test_evaluate_groups_and_ties(tiny_backbone: str) -> None:
         _record(4, family="booking", target=0.5),  # a tie: in the loss only
         _record(5, family="urgent", decided_by="rule", weight=0.0),
     ]
-    metrics = evaluate(model, tokenizer, records, config)
+    metrics = held_out_metrics(model, tokenizer, records, config)
     assert (metrics["pairs"], metrics["decisive_pairs"]) == (5, 4)
     assert {k: v["pairs"] for k, v in metrics["accuracy_by_family"].items()} == {
         "(none)": 1,
@@ -356,5 +357,9 @@ def test_minilm_learns_from_hh_rlhf_and_round_trips(hh_rlhf_sample: Path, tmp_pa
     sample = held_out[:8]
     args = ([r["prompt"] for r in sample], [r["chosen"] for r in sample], config.max_length, 8)
     assert score_texts(loaded, loaded_tokenizer, *args) == pytest.approx(
+        score_texts(model, tokenizer, *args), abs=1e-5
+    )
+    # The reward function PPO and the scoreboard use: the saved model at its own max_length.
+    assert load_scorer(saved)(args[0], args[1]) == pytest.approx(
         score_texts(model, tokenizer, *args), abs=1e-5
     )
