@@ -105,7 +105,7 @@ def run(config: str) -> dict[str, Any]:
     return {
         "config": config,
         "wall_seconds": wall,
-        "stages": [{"name": s["name"], "seconds": s["seconds"]} for s in result["stages"]],
+        "stages": [{"name": s.name, "seconds": s.seconds} for s in result.stages],
         "import_seconds": imports,
         "task_runs": task_runs,
         "task_seconds": tasks,
@@ -113,7 +113,7 @@ def run(config: str) -> dict[str, Any]:
         "prefect_overhead_share": overhead / wall,
         "server_start_seconds": _server_start_seconds(),
         "first_server_start_seconds": first_start,
-        "report": result["report_html"],
+        "report": result.report_html,
         "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         "environment": environment(),
     }

@@ -139,7 +139,7 @@ def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     config = PPOSettings(steps=steps, batch_size=8, max_new_tokens=32, mini_batch_size=4, ppo_epochs=2)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(path), config)
 
-    def reward(responses: list[str], conversations: list[list[dict]]) -> list[float]:
+    def reward(conversations: list[list[dict]], responses: list[str]) -> list[float]:
         return [float("appointment" in r.lower()) for r in responses]
 
     history = ppo_train(policy, tokenizer, [r["prompt"] for r in records], reward, config)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.results import BatchedResult
 from tasks.backends.settings import BackendSettings, concrete
-from tasks.critique.plan import CritiqueSettings
 from tasks.critique.prefect_tasks import critique_batch, plan_critique
+from tasks.critique.settings import CritiqueSettings
 from tasks.ingest.prefect_tasks import import_constitution
 from tasks.orchestration.runners import RunnerSettings, run_batches
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class CritiqueResult(BatchedResult):
+    generations: int
 
 
 @flow(name="critique")
@@ -23,11 +29,10 @@ def critique(
     constitution: str,
     backend: BackendSettings | None = None,
     settings: CritiqueSettings | None = None,
-    batch_size: int = 8,
     families: list[str] | None = None,
     limit: int | None = None,
     runner: RunnerSettings | None = None,
-) -> dict[str, Any]:
+) -> CritiqueResult:
     """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path).
 
     ``runner`` says where the batches run (default: in order, in this process); it changes no
@@ -48,7 +53,7 @@ def critique(
         run.merge(import_constitution(str(target.root), run.run_id, constitution))
         if settings.few_shot_path:
             run.add_input(settings.few_shot_path)
-        plan = plan_critique(str(target.root), selection, constitution, settings, spec, batch_size)
+        plan = plan_critique(str(target.root), selection, constitution, settings, spec)
         pending = plan["pending"]
         logger.info(
             "%d generations in %d batches; %d batches to run",
@@ -62,10 +67,10 @@ def critique(
         ]
         for outcome in run_batches(runner, spec, critique_batch, calls):
             run.merge(outcome)
-    return {
-        "run_id": run.run_id,
-        "generations": plan["generations"],
-        "batches": len(plan["batches"]),
-        "batches_skipped": len(plan["batches"]) - len(pending),
-        "rows_added": dict(run.rows_added),
-    }
+    return CritiqueResult(
+        run_id=run.run_id,
+        rows_added=dict(run.rows_added),
+        batches=len(plan["batches"]),
+        batches_skipped=len(plan["batches"]) - len(pending),
+        generations=plan["generations"],
+    )

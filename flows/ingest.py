@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.results import FlowResult
 from tasks.ingest.label_files import LabelFileSettings
 from tasks.ingest.prefect_tasks import import_constitution, import_label_file, import_prompt_set
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestResult(FlowResult):
+    rejects: tuple[str, ...]
+    """The rejects files written (label files imported with ``skip_invalid`` that had bad rows)."""
 
 
 @flow(name="ingest")
@@ -19,7 +26,7 @@ def ingest(
     constitutions: list[str] | None = None,
     prompt_sets: list[str] | None = None,
     label_files: list[LabelFileSettings] | None = None,
-) -> dict[str, Any]:
+) -> IngestResult:
     """Import every given file; returns rows added per table and any rejects files written."""
     constitutions, prompt_sets, label_files = constitutions or [], prompt_sets or [], label_files or []
     target = Store.create(store)
@@ -40,4 +47,4 @@ def ingest(
             run.merge(outcome)
             if outcome["rejects_path"]:
                 rejects.append(outcome["rejects_path"])
-    return {"run_id": run.run_id, "rows_added": dict(run.rows_added), "rejects": rejects}
+    return IngestResult(run_id=run.run_id, rows_added=dict(run.rows_added), rejects=tuple(rejects))

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.results import BatchedResult
 from tasks.backends.settings import BackendSettings, concrete
 from tasks.ingest.prefect_tasks import import_constitution
 from tasks.label.judge import JudgeSettings
 from tasks.label.pairs import PairSettings
 from tasks.label.prefect_tasks import judge_batch, label_by_rules, plan_labels
+from tasks.label.settings import LabelSettings
 from tasks.orchestration.runners import RunnerSettings, run_batches
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelResult(BatchedResult):
+    pairs: int
+    skipped: dict[str, int]
+    """Pairs not judged, by reason (``identical responses``)."""
 
 
 @flow(name="label")
@@ -25,11 +34,11 @@ def label(
     backend: BackendSettings | None = None,
     pairs: PairSettings | None = None,
     judge: JudgeSettings | None = None,
-    batch_size: int = 16,
+    batch_size: int = LabelSettings().batch_size,
     families: list[str] | None = None,
     limit: int | None = None,
     runner: RunnerSettings | None = None,
-) -> dict[str, Any]:
+) -> LabelResult:
     """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``.
 
     ``runner`` says where the judge batches run (default: in order, in this process); it
@@ -71,11 +80,11 @@ def label(
         ]
         for outcome in run_batches(runner, spec, judge_batch, calls):
             run.merge(outcome)
-    return {
-        "run_id": run.run_id,
-        "pairs": plan["pairs"],
-        "skipped": plan["skipped"],
-        "batches": len(plan["batches"]),
-        "batches_skipped": len(plan["batches"]) - len(pending),
-        "rows_added": dict(run.rows_added),
-    }
+    return LabelResult(
+        run_id=run.run_id,
+        rows_added=dict(run.rows_added),
+        batches=len(plan["batches"]),
+        batches_skipped=len(plan["batches"]) - len(pending),
+        pairs=plan["pairs"],
+        skipped=dict(plan["skipped"]),
+    )

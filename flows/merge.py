@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.results import FlowResult
 from tasks.merge.policy import MergeSettings
 from tasks.merge.prefect_tasks import merge_labels
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferenceSetResult(FlowResult):
+    set_id: str
+    rows: int
+    dropped: dict[str, int]
+    """Pairs the policy dropped, by reason (``tie``, ``below-margin``, ...)."""
 
 
 @flow(name="merge")
@@ -20,7 +29,7 @@ def merge(
     policy_path: str | None = None,
     prompts: str | None = None,
     families: list[str] | None = None,
-) -> dict[str, Any]:
+) -> PreferenceSetResult:
     """Write the preference set ``policy`` makes of the stored labels; ``policy_path`` is lineage only."""
     policy = policy or MergeSettings()
     target = Store.existing(store)
@@ -33,10 +42,10 @@ def merge(
     get_run_logger().info(
         "preference set %s: %d rows, dropped %s", outcome["set_id"], outcome["rows"], outcome["dropped"]
     )
-    return {
-        "run_id": run.run_id,
-        "set_id": outcome["set_id"],
-        "rows": outcome["rows"],
-        "dropped": outcome["dropped"],
-        "rows_added": dict(run.rows_added),
-    }
+    return PreferenceSetResult(
+        run_id=run.run_id,
+        rows_added=dict(run.rows_added),
+        set_id=outcome["set_id"],
+        rows=outcome["rows"],
+        dropped=dict(outcome["dropped"]),
+    )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -22,9 +21,9 @@ from flows.generate import generate
 from flows.ingest import ingest
 from flows.label import label
 from flows.merge import merge
-from flows.train import evaluate, train_dpo, train_ppo, train_reward
+from flows.results import BatchedResult
+from flows.train import evaluate_policy, train_dpo, train_ppo, train_reward
 from tasks.core.errors import CharterError
-from tasks.label.pairs import PairSettings
 from tasks.merge.preference_sets import read_set
 from tasks.orchestration.pipeline_config import STAGES, PipelineSettings, Stage, load_pipeline_config
 from tasks.orchestration.prefect_tasks import release_models, write_run_report
@@ -39,10 +38,21 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = str(PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "pipeline.yaml")
 
 
+@dataclass(frozen=True, kw_only=True)
+class PipelineResult:
+    run_id: str
+    stages: list[StageRecord]
+    set_id: str | None
+    reward_checkpoint: str | None
+    policy_checkpoint: str | None
+    report_html: str
+    report_markdown: str
+
+
 @flow(name="pipeline")
 def pipeline(
     config: str = DEFAULT_CONFIG, stages: list[Stage] | None = None, store: str | None = None
-) -> dict:
+) -> PipelineResult:
     """Run ``stages`` (default: all) of the pipeline ``config`` describes; ``store`` overrides its store."""
     settings = load_pipeline_config(config)
     if store:
@@ -62,8 +72,8 @@ def pipeline(
             if stage == "train":
                 release_models()  # the generation engine's memory and threads go to training
             started = time.perf_counter()
-            result = _STAGE_RUNNERS[stage](state)
-            record = _record(stage, time.perf_counter() - started, result)
+            outcome = _STAGE_RUNNERS[stage](state)
+            record = outcome.record(stage, time.perf_counter() - started)
             logger.info("stage %s: %.1f s, %s", stage, record.seconds, record.detail or record.rows_added)
             records.append(record)
             for table, rows in record.rows_added.items():
@@ -78,15 +88,37 @@ def pipeline(
             reward_checkpoint=state.reward_checkpoint,
             policy_checkpoint=state.policy_checkpoint,
         )
-    return {
-        "run_id": run.run_id,
-        "stages": [asdict(record) for record in records],
-        "set_id": state.set_id,
-        "reward_checkpoint": state.reward_checkpoint,
-        "policy_checkpoint": state.policy_checkpoint,
-        "report_html": str(paths.html),
-        "report_markdown": str(paths.markdown),
-    }
+    return PipelineResult(
+        run_id=run.run_id,
+        stages=records,
+        set_id=state.set_id,
+        reward_checkpoint=state.reward_checkpoint,
+        policy_checkpoint=state.policy_checkpoint,
+        report_html=str(paths.html),
+        report_markdown=str(paths.markdown),
+    )
+
+
+@dataclass(frozen=True)
+class _StageOutcome:
+    """What one stage did, for the report: rows added, units skipped as already done, a summary."""
+
+    rows_added: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    detail: str = ""
+
+    @classmethod
+    def of(cls, result: BatchedResult, detail: str = "") -> _StageOutcome:
+        return cls(dict(result.rows_added), result.batches_skipped, detail)
+
+    def record(self, stage: str, seconds: float) -> StageRecord:
+        return StageRecord(
+            name=stage,
+            seconds=round(seconds, 2),
+            rows_added=self.rows_added,
+            skipped=self.skipped,
+            detail=self.detail,
+        )
 
 
 class _PipelineState:
@@ -110,17 +142,18 @@ class _PipelineState:
         return str(found) if found else None
 
 
-def _ingest(state: _PipelineState) -> dict[str, Any]:
+def _ingest(state: _PipelineState) -> _StageOutcome:
     config = state.config
-    return ingest(
+    result = ingest(
         store=state.store,
         constitutions=[config.constitution],
         prompt_sets=[config.prompts.file],
         label_files=list(config.human_labels),
     )
+    return _StageOutcome(dict(result.rows_added))
 
 
-def _selection(config: PipelineSettings) -> dict[str, Any]:
+def _selection(config: PipelineSettings) -> dict[str, str | list[str] | int | None]:
     return {
         "prompts": config.prompts.set_name,
         "families": config.prompts.families,
@@ -128,75 +161,76 @@ def _selection(config: PipelineSettings) -> dict[str, Any]:
     }
 
 
-def _generate(state: _PipelineState) -> dict[str, Any]:
+def _generate(state: _PipelineState) -> _StageOutcome:
     config = state.config
-    return generate(
+    result = generate(
         store=state.store,
         backend=config.policy_model.spec(),
+        settings=config.generate,
         runner=config.runner,
-        **config.generate.model_dump(),
         **{**_selection(config), "prompts": config.prompts.file},  # a file: imported if it is new
     )
+    return _StageOutcome.of(result)
 
 
-def _critique(state: _PipelineState) -> dict[str, Any]:
+def _critique(state: _PipelineState) -> _StageOutcome:
     config = state.config
     if not config.critique.enabled:
-        return {"skipped_stage": "critique disabled in the config"}
-    return critique(
+        return _StageOutcome(detail="critique disabled in the config")
+    result = critique(
         store=state.store,
         constitution=config.constitution,
         backend=config.policy_model.spec(),
-        settings=config.critique.settings,
-        batch_size=config.critique.batch_size,
+        settings=config.critique.stage(),
         runner=config.runner,
         **_selection(config),
     )
+    return _StageOutcome.of(result)
 
 
-def _label(state: _PipelineState) -> dict[str, Any]:
+def _label(state: _PipelineState) -> _StageOutcome:
     """One label run per pair mode; the human mode judges the labelled pairs, whatever the selection."""
     config = state.config
-    totals: dict[str, Any] = {"rows_added": {}, "batches_skipped": 0, "pairs": 0}
+    rows_added: dict[str, int] = {}
+    skipped = pairs = 0
     for mode in config.label.pairs:
         selection = _selection(config) if mode != "human" else {}
         result = label(
             store=state.store,
             constitution=config.constitution,
             backend=config.judge_spec,
-            pairs=PairSettings(mode=mode, per_prompt=config.label.per_prompt, seed=config.label.judge.seed),
+            pairs=config.label.pair_settings(mode),
             judge=config.label.judge,
             batch_size=config.label.batch_size,
             runner=config.runner,
             **selection,
         )
-        for table, rows in result["rows_added"].items():
-            totals["rows_added"][table] = totals["rows_added"].get(table, 0) + rows
-        totals["batches_skipped"] += result["batches_skipped"]
-        totals["pairs"] += result["pairs"]
-    totals["detail"] = f"{totals['pairs']} pairs in {len(config.label.pairs)} modes"
-    return totals
+        for table, rows in result.rows_added.items():
+            rows_added[table] = rows_added.get(table, 0) + rows
+        skipped += result.batches_skipped
+        pairs += result.pairs
+    return _StageOutcome(rows_added, skipped, f"{pairs} pairs in {len(config.label.pairs)} modes")
 
 
-def _merge(state: _PipelineState) -> dict[str, Any]:
+def _merge(state: _PipelineState) -> _StageOutcome:
     config = state.config
     result = merge(store=state.store, policy=config.merge_policy(), policy_path=config.merge.policy_file)
-    state.set_id = result["set_id"]
+    state.set_id = result.set_id
     rows = read_set(Store.existing(state.store), state.set_id)[1]
     export = Path(state.store) / "exports" / "preferences.jsonl"
     write_records(preference_set_records(rows), export, "jsonl")
-    dropped = ", ".join(f"{n} {why}" for why, n in sorted(result["dropped"].items())) or "none dropped"
-    result["detail"] = f"preference set {state.set_id[:12]}: {result['rows']} rows ({dropped}); {export}"
-    return result
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.dropped.items())) or "none dropped"
+    detail = f"preference set {state.set_id[:12]}: {result.rows} rows ({dropped}); {export}"
+    return _StageOutcome(dict(result.rows_added), detail=detail)
 
 
-def _train(state: _PipelineState) -> dict[str, Any]:
+def _train(state: _PipelineState) -> _StageOutcome:
     config, train = state.config, state.config.train
     if train.algorithm == "none":
-        return {"skipped_stage": "training disabled in the config"}
+        return _StageOutcome(detail="training disabled in the config")
     set_id = state.latest_set()
     reward = train_reward(store=state.store, set_id=set_id, config=train.reward_model)
-    state.reward_checkpoint = reward["path"]
+    state.reward_checkpoint = reward.path
     if train.algorithm == "dpo":
         policy = train_dpo(
             store=state.store, set_id=set_id, model=config.policy_model.model, settings=train.dpo
@@ -207,41 +241,38 @@ def _train(state: _PipelineState) -> dict[str, Any]:
             prompts=config.prompts.set_name,
             model=config.policy_model.model,
             config=train.ppo,
-            reward_model=reward["path"] if train.ppo_reward != "rules" else None,
+            reward_model=reward.path if train.ppo_reward != "rules" else None,
             rules=config.constitution if train.ppo_reward != "reward_model" else None,
         )
-    state.policy_checkpoint = policy["path"]
-    reused = [name for name, result in (("reward", reward), (train.algorithm, policy)) if result["reused"]]
-    return {
-        "detail": f"reward model {Path(reward['path']).name}, {train.algorithm} {Path(policy['path']).name}"
-        + (f" (reused: {', '.join(reused)})" if reused else ""),
-        "batches_skipped": len(reused),
-    }
+    state.policy_checkpoint = policy.path
+    reused = [name for name, result in (("reward", reward), (train.algorithm, policy)) if result.reused]
+    detail = f"reward model {Path(reward.path).name}, {train.algorithm} {Path(policy.path).name}" + (
+        f" (reused: {', '.join(reused)})" if reused else ""
+    )
+    return _StageOutcome(skipped=len(reused), detail=detail)
 
 
-def _evaluate(state: _PipelineState) -> dict[str, Any]:
+def _evaluate(state: _PipelineState) -> _StageOutcome:
     config = state.config
     if not config.evaluate.enabled:
-        return {"skipped_stage": "evaluation disabled in the config"}
+        return _StageOutcome(detail="evaluation disabled in the config")
     state.policy_checkpoint = state.policy_checkpoint or state.latest(("dpo", "ppo"))
     state.reward_checkpoint = state.reward_checkpoint or state.latest(("reward",))
     if state.policy_checkpoint is None:
         raise CharterError(f"nothing to evaluate: no dpo or ppo checkpoint in {state.store}/checkpoints")
-    report = evaluate(
+    result = evaluate_policy(
         store=state.store,
         checkpoint=state.policy_checkpoint,
         constitution=config.constitution,
         prompts=config.prompts.set_name,
-        per_family=config.evaluate.per_family,
         reward_model=state.reward_checkpoint,
-        use_judge=config.evaluate.judge,
-        max_tokens=config.evaluate.max_tokens,
-        seed=config.evaluate.seed,
+        settings=config.evaluate.stage(),
+        judge_model=config.judge_spec,
     )
-    return {"detail": f"{report['prompts']} held-out prompts"}
+    return _StageOutcome(detail=f"{result.prompts} held-out prompts")
 
 
-_STAGE_RUNNERS: dict[str, Callable[[_PipelineState], dict[str, Any]]] = {
+_STAGE_RUNNERS: dict[str, Callable[[_PipelineState], _StageOutcome]] = {
     "ingest": _ingest,
     "generate": _generate,
     "critique": _critique,
@@ -250,13 +281,3 @@ _STAGE_RUNNERS: dict[str, Callable[[_PipelineState], dict[str, Any]]] = {
     "train": _train,
     "evaluate": _evaluate,
 }
-
-
-def _record(stage: str, seconds: float, result: dict[str, Any]) -> StageRecord:
-    return StageRecord(
-        name=stage,
-        seconds=round(seconds, 2),
-        rows_added=dict(result.get("rows_added", {})),
-        skipped=int(result.get("batches_skipped", 0)),
-        detail=result.get("detail") or result.get("skipped_stage", ""),
-    )

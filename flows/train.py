@@ -1,27 +1,36 @@
-"""Training flows: a reward model or a DPO policy from a stored preference set, with lineage."""
+"""Training and evaluation flows, each with lineage in the store and on the checkpoint.
+
+``train-reward`` fits a Bradley-Terry reward model and ``train-dpo`` a DPO policy (TRL) on a
+stored preference set; ``train-ppo`` runs charter's own PPO (adaptive KL) on a prompt set
+against a reward model and/or the constitution's rules; ``evaluate`` compares a dpo or ppo
+checkpoint with its base model on held-out prompts (the behaviour scoreboard). A checkpoint
+or scoreboard made from the same inputs is found and returned instead of being made twice.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.results import CheckpointResult
+from tasks.backends.settings import BackendSettings
 from tasks.evaluate.evaluation import EvaluationSettings
+from tasks.evaluate.settings import EvaluateSettings
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
 from tasks.train.prefect_tasks import dpo_task, evaluate_task, ppo_task, reward_task
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 
-def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> dict[str, Any]:
+def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> CheckpointResult:
     target = Store.existing(store)
     with recorded_run(target, flow_name, parameters, run_id=flow_run.get_id()) as run:
-        result = train(str(target.root), run.run_id)
-        run.constitution_ids.update(result["constitution_ids"])
-    get_run_logger().info(
-        "%s checkpoint %s%s", flow_name, result["path"], " (reused)" if result["reused"] else ""
-    )
+        result = CheckpointResult.of(train(str(target.root), run.run_id))
+        run.constitution_ids.update(result.lineage["constitution_ids"])
+    get_run_logger().info("%s checkpoint %s%s", flow_name, result.path, " (reused)" if result.reused else "")
     return result
 
 
@@ -31,7 +40,7 @@ def train_reward(
     set_id: str | None = None,
     config: RewardModelSettings | None = None,
     output: str | None = None,
-) -> dict[str, Any]:
+) -> CheckpointResult:
     """Train a Bradley-Terry reward model on a preference set (the latest by default)."""
     config = config or RewardModelSettings()
     parameters = {"set_id": set_id, "config": config.model_dump(), "output": output}
@@ -50,7 +59,7 @@ def train_dpo(
     model: str | None = None,
     settings: DPOSettings | None = None,
     output: str | None = None,
-) -> dict[str, Any]:
+) -> CheckpointResult:
     """DPO (TRL, LoRA by default) on a preference set (the latest by default)."""
     settings = settings or DPOSettings()
     parameters = {"set_id": set_id, "model": model, "settings": settings.model_dump(), "output": output}
@@ -71,7 +80,7 @@ def train_ppo(
     reward_model: str | None = None,
     rules: str | None = None,
     output: str | None = None,
-) -> dict[str, Any]:
+) -> CheckpointResult:
     """PPO (charter's own, adaptive KL) on a prompt set against a reward model and/or rules."""
     config = config or PPOSettings()
     options = {
@@ -86,30 +95,40 @@ def train_ppo(
     return _trained(store, "train-ppo", parameters, lambda root, run_id: ppo_task(root, run_id, options))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScoreboardResult:
+    run_id: str
+    checkpoint: str
+    prompts: int
+    """Held-out prompts each model answered."""
+    scoreboard: dict[str, Any]
+    """The scoreboard document (also saved beside the checkpoint): per-family and per-principle
+    tables, win rates, the length check and every response."""
+
+
 @flow(name="evaluate")
-def evaluate(
+def evaluate_policy(
     store: str,
     checkpoint: str,
     constitution: str,
     prompts: str,
-    per_family: int = 2,
     reward_model: str | None = None,
-    use_judge: bool = True,
-    max_tokens: int = 64,
-    seed: int = 0,
-) -> dict[str, Any]:
+    settings: EvaluateSettings | None = None,
+    judge_model: BackendSettings | None = None,
+) -> ScoreboardResult:
     """The behaviour scoreboard of a policy checkpoint against its base on held-out prompts."""
-    settings = EvaluationSettings(
+    evaluation = EvaluationSettings(
         constitution_path=constitution,
         prompt_set=prompts,
-        per_family=per_family,
         reward_model=reward_model,
-        use_judge=use_judge,
-        max_tokens=max_tokens,
-        seed=seed,
+        judge_model=judge_model or BackendSettings(),
+        **(settings or EvaluateSettings()).model_dump(),
     )
     target = Store.existing(store)
-    parameters = {"checkpoint": checkpoint, **settings.model_dump()}
+    parameters = {"checkpoint": checkpoint, **evaluation.model_dump()}
     with recorded_run(target, "evaluate", parameters, run_id=flow_run.get_id()) as run:
         run.add_input(constitution)
-        return evaluate_task(str(target.root), checkpoint, settings)
+        scoreboard = evaluate_task(str(target.root), checkpoint, evaluation)
+    return ScoreboardResult(
+        run_id=run.run_id, checkpoint=checkpoint, prompts=scoreboard["prompts"], scoreboard=scoreboard
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.backends.base import BACKENDS
 from tasks.backends.models import ResolvedModel, resolve_model
@@ -25,9 +25,11 @@ class BackendSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: BackendKind = "auto"
-    model: str | None = None
-    base_url: str | None = None
+    kind: BackendKind = Field(default="auto", description="auto, vllm, hf or openai.")
+    model: str | None = Field(
+        default=None, description="Local model folder or Hugging Face id (default: embedded SmolLM2)."
+    )
+    base_url: str | None = Field(default=None, description="OpenAI-compatible server (backend openai).")
     options: dict[str, Any] = {}
 
 

@@ -4,20 +4,34 @@ PyYAML's plain ``safe_load`` forgets line numbers and silently keeps the last of
 two duplicate keys. People edit constitution files by hand, so charter composes
 the node graph itself: every error can then name the line, and a duplicated key
 (a common merge mistake) is an error instead of a silent overwrite.
+
+Anchors and aliases (``&tags`` ... ``*tags``) stay allowed: sharing one tag list or one
+model block between stages is a fair use of them in files people write by hand. What is
+bounded is what they can cost: PyYAML shares an aliased node rather than copying it, so a
+441-byte "billion laughs" file composes quickly and then explodes in every walk of the
+result (the line index, validation). The loader counts, while composing, how many values
+the aliases expand to and how deep the document nests once expanded, and refuses a file
+past :data:`MAX_ALIASED_VALUES` or :data:`~tasks.core.errors.MAX_NESTING_DEPTH` at the
+line where it goes too far, before any walk starts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tasks.core.errors import InputError, Problem
+from tasks.core.errors import MAX_NESTING_DEPTH, InputError, Problem
+from tasks.core.validation_messages import fields_at, plain_message
 
 Path_ = tuple[str | int, ...]
 Model = TypeVar("Model", bound=BaseModel)
+
+# Values that aliases may add to a document. The shipped constitution has about 500 values in
+# all; reusing a tag list in every principle adds tens. A billion-laughs file adds 10^9.
+MAX_ALIASED_VALUES = 10_000
 
 
 @dataclass
@@ -38,7 +52,13 @@ class LocatedDocument:
 
 def load_located_yaml(text: str, source: str) -> LocatedDocument:
     """Parse one YAML document, raising :class:`InputError` that names ``source`` and the line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text, source)
+    except yaml.reader.ReaderError as exc:
+        # Raised while PyYAML checks the whole text for unprintable characters, before any mark exists.
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"YAML syntax error: unprintable character U+{exc.character:04X}"
+        raise InputError.single(source, message, line=line) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -65,14 +85,75 @@ def load_located_yaml(text: str, source: str) -> LocatedDocument:
     return LocatedDocument(data=data, lines=lines)
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing while it composes what would be too costly to walk.
+
+    ``compose_node`` is where each alias is met once, before it is expanded anywhere, and
+    where each collection is opened, so both bounds are checked there, in time linear in
+    the file. Each composed node's expanded size and height are kept: an alias costs what
+    its anchor expands to, and an alias met before its anchor's node is complete refers to
+    a node that contains it, which no walk could finish.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self._source = source
+        self._open_collections = 0
+        self._aliased_values = 0
+        # id of each composed node -> (values in its expansion, collection levels in it).
+        self._extent: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            extent = self._extent.get(id(node))
+            if extent is None:
+                self._refuse(f"alias *{event.anchor} refers to a value that contains it", line)
+            values, levels = extent
+            self._aliased_values += values
+            if self._aliased_values > MAX_ALIASED_VALUES:
+                self._refuse(f"aliases expand to more than {MAX_ALIASED_VALUES:,} values", line)
+            self._check_depth(self._open_collections + levels, line)
+            return node
+        is_collection = isinstance(event, yaml.CollectionStartEvent)
+        if is_collection:
+            self._open_collections += 1
+            self._check_depth(self._open_collections, line)
+        node = super().compose_node(parent, index)
+        self._open_collections -= is_collection
+        children = [self._extent[id(child)] for child in _children(node)]
+        self._extent[id(node)] = (
+            1 + sum(values for values, _ in children),
+            is_collection + max((levels for _, levels in children), default=0),
+        )
+        return node
+
+    def _check_depth(self, levels: int, line: int) -> None:
+        if levels > MAX_NESTING_DEPTH:
+            self._refuse(f"nested more than {MAX_NESTING_DEPTH} levels deep", line)
+
+    def _refuse(self, message: str, line: int) -> NoReturn:
+        raise InputError.single(self._source, message, line=line)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
 def validate_located(model: type[Model], document: LocatedDocument, source: str) -> Model:
     """``model`` validated from ``document``; every problem names ``source``, its line and its key.
 
     Pydantic reports where a value sits (``train.dpo.steps``) but not on which line of the
-    file people edit, so each of its errors is mapped back through the document's lines.
+    file people edit, so each of its errors is mapped back through the document's lines, and
+    told in the file's terms (:mod:`tasks.core.validation_messages`).
     """
     if not isinstance(document.data, dict):
-        raise InputError.single(source, f"must be a mapping of {model.__name__} settings", line=1)
+        keys = ", ".join(fields_at(model, ()))
+        raise InputError.single(source, f"must be a mapping (key: value lines) of the keys {keys}", line=1)
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:
@@ -81,43 +162,11 @@ def validate_located(model: type[Model], document: LocatedDocument, source: str)
                 path=source,
                 line=document.line_of(tuple(error["loc"])),
                 field=dotted_path(tuple(error["loc"])) or None,
-                message=_validation_message(model, error),
+                message=plain_message(model, error),
             )
             for error in exc.errors()
         ]
         raise InputError(sorted(problems, key=lambda p: (p.line or 0, p.field or ""))) from None
-
-
-def _validation_message(model: type[BaseModel], error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        known = _fields_at(model, tuple(error["loc"][:-1]))
-        listing = f"; fields: {', '.join(known)}" if known else ""
-        return f"unknown field {error['loc'][-1]!r}{listing}"
-    if error["type"] == "missing":
-        return "required field is missing"
-    value = error["input"]
-    return f"{error['msg']} (got {type(value).__name__} {value!r})"
-
-
-def _fields_at(model: type[BaseModel], location: Path_) -> list[str]:
-    """The field names of the (nested) model found at ``location``, if it is a model."""
-    current: Any = model
-    for part in location:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
-    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
-
-
-def _model_in(annotation: Any) -> Any:
-    """The BaseModel inside ``X | None``, or the annotation itself."""
-    for candidate in getattr(annotation, "__args__", ()) or (annotation,):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return annotation
 
 
 def dotted_path(location: Path_) -> str:

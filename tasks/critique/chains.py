@@ -37,14 +37,17 @@ _LEADING_LABEL = re.compile(
 
 @dataclass(frozen=True)
 class RoundSettings:
-    """What a critique run does besides the constitution: rounds, model settings, few-shot examples."""
+    """What a critique run does besides the constitution: rounds, model settings, few-shot examples.
 
-    rounds: int = 1
-    critique_tokens: int = 96
-    revision_tokens: int = 160
-    temperature: float = 0.7
-    top_p: float = 0.95
-    seed: int = 0
+    Built from :class:`tasks.critique.settings.CritiqueSettings`, which holds the defaults.
+    """
+
+    rounds: int
+    critique_tokens: int
+    revision_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
     few_shot: tuple[tuple[Message, ...], ...] = ()
 
     def identity(self) -> dict[str, Any]:

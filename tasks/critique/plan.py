@@ -8,33 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from tasks.backends.settings import BackendSettings, model_identity
 from tasks.constitution.model import load_constitution
-from tasks.critique.chains import ChainState, GenerationItem, RoundSettings, load_few_shot, walk_chains
+from tasks.critique.chains import ChainState, GenerationItem, walk_chains
+from tasks.critique.settings import CritiqueSettings
 from tasks.generate.generation import generations_of, select_prompts
 from tasks.store.store import Store
-
-
-class CritiqueSettings(BaseModel):
-    """A critique run's settings as plain data: flow parameters, and what ``export`` must repeat."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rounds: int = 1
-    critique_tokens: int = 96
-    revision_tokens: int = 160
-    temperature: float = 0.7
-    top_p: float = 0.95
-    seed: int = 0
-    few_shot_path: str | None = None
-
-    def config(self) -> RoundSettings:
-        """The working config (a few-shot file path becomes its validated examples)."""
-        values = self.model_dump(exclude={"few_shot_path"})
-        few_shot = load_few_shot(self.few_shot_path) if self.few_shot_path else ()
-        return RoundSettings(**values, few_shot=few_shot)
 
 
 def chain_states(

@@ -10,7 +10,8 @@ from tasks.backends.registry import open_backend
 from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution
 from tasks.critique.chains import run_rounds
-from tasks.critique.plan import CritiqueSettings, chain_states
+from tasks.critique.plan import chain_states
+from tasks.critique.settings import CritiqueSettings
 from tasks.orchestration.task_options import task_context, task_options
 from tasks.store.store import Store
 
@@ -22,13 +23,13 @@ def plan_critique(
     constitution_path: str,
     settings: CritiqueSettings,
     spec: BackendSettings,
-    batch_size: int,
 ) -> dict[str, Any]:
-    """Fixed batches of generation ids, and which batches still have rounds to run."""
+    """Fixed batches of generation ids (``settings.batch_size`` each), and which still have rounds to run."""
     states = chain_states(Store(store_root), None, selection, constitution_path, settings, spec)
     ids = [state.item.generation_id for state in states]
     unfinished = {state.item.generation_id for state in states if state.next_round < settings.rounds}
-    planned = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    size = settings.batch_size
+    planned = [ids[i : i + size] for i in range(0, len(ids), size)]
     return {
         "generations": len(ids),
         "batches": planned,

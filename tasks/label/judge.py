@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.backends.base import Backend, SamplingSettings
 from tasks.constitution.model import Constitution, Principle
 from tasks.constitution.rules import decisive_rules
-from tasks.core.conversation import Message, orientation_free_vote
+from tasks.core.conversation import Message, orientation_free_vote, render_turns
 from tasks.core.errors import CharterError, InputError, Problem, read_input_text
 from tasks.core.hashing import content_id
 from tasks.label.pairs import Pair
@@ -91,19 +91,41 @@ class JudgeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    methods: tuple[Method, ...] = ("logprob", "rule")
-    principles_per_pair: int = Field(default=1, ge=1)
-    seed: int = 0
-    template_path: str | None = None
-    cot_tokens: int = Field(default=64, ge=1)
-    cot_clamp: tuple[float, float] = (0.4, 0.6)
+    methods: tuple[Method, ...] = Field(
+        default=("logprob", "rule"),
+        description="logprob, cot or rule (repeatable; default logprob and rule).",
+    )
+    principles_per_pair: int = Field(
+        default=1, ge=1, description="Principles sampled per pair (more than 1: an ensemble of labels)."
+    )
+    seed: int = Field(default=0, description="Seeds the principle draw per pair.")
+    template_path: str | None = Field(
+        default=None,
+        description="Judge prompt template with {conversation} {principle} {response_a} {response_b}.",
+    )
+    cot_tokens: int = Field(default=64, ge=1, description="Reasoning tokens for the cot method.")
+    cot_clamp: tuple[float, float] = Field(
+        default=(0.4, 0.6), description="Band the cot method's soft label is clamped into."
+    )
 
-    @model_validator(mode="after")
-    def _check(self) -> JudgeSettings:
-        if not self.methods or len(set(self.methods)) != len(self.methods):
+    # Field validators, not one model validator: a problem is then reported at its own key's line.
+    @field_validator("methods")
+    @classmethod
+    def _each_method_once(cls, methods: tuple[Method, ...]) -> tuple[Method, ...]:
+        if not methods or len(set(methods)) != len(methods):
             raise ValueError("methods must name each of logprob, cot, rule at most once, and at least one")
-        clamp(0.5, *self.cot_clamp)  # raises on a band that cannot hold an undecided label
-        return self
+        return methods
+
+    @field_validator("cot_clamp")
+    @classmethod
+    def _band_around_half(cls, band: tuple[float, float]) -> tuple[float, float]:
+        low, high = band
+        if low >= high:
+            raise ValueError(
+                f"cot_clamp must be [low, high] with low below high, e.g. [0.4, 0.6] (got {list(band)})"
+            )
+        clamp(0.5, low, high)  # raises on a band that cannot hold an undecided label
+        return band
 
     def template(self) -> str:
         return load_template(self.template_path) if self.template_path else DEFAULT_TEMPLATE
@@ -116,11 +138,6 @@ class JudgeSettings(BaseModel):
         if method == "cot":
             params |= {"cot_tokens": self.cot_tokens, "clamp": list(self.cot_clamp)}
         return params
-
-
-def render_conversation(messages: Sequence[Message]) -> str:
-    speakers = {"user": "Human", "assistant": "Assistant", "system": "System"}
-    return "\n\n".join(f"{speakers[m['role']]}: {m['content']}" for m in messages)
 
 
 def judge_principles(constitution: Constitution, family: str | None) -> list[Principle]:
@@ -189,7 +206,7 @@ def judge_messages(
         (pair.response_a, pair.response_b) if a_shown_first else (pair.response_b, pair.response_a)
     )
     text = template.format(
-        conversation=render_conversation(pair.prompt.messages),
+        conversation=render_turns(pair.prompt.messages),
         principle=principle.comparison,
         response_a=first,
         response_b=second,

@@ -37,10 +37,14 @@ class PairSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: PairMode = "all"
-    # At most this many pairs per prompt (seeded sample of the mode's pairs); None keeps all.
-    per_prompt: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    mode: PairMode = Field(
+        default="all",
+        description="all (every two responses), revision (revision vs original), human (labelled pairs).",
+    )
+    per_prompt: int | None = Field(
+        default=None, ge=1, description="At most N sampled pairs per prompt (default: all)."
+    )
+    seed: int = Field(default=0, description="Seeds the pair sample and the judge's principle draw.")
 
 
 @dataclass(frozen=True)

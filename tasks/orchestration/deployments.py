@@ -31,7 +31,7 @@ FLOWS: dict[str, str] = {
     "train-reward": "flows.train.train_reward",
     "train-dpo": "flows.train.train_dpo",
     "train-ppo": "flows.train.train_ppo",
-    "evaluate": "flows.train.evaluate",
+    "evaluate": "flows.train.evaluate_policy",
 }
 
 # The five fields of a cron expression, in order, and the values each accepts.

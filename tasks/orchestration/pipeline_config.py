@@ -1,31 +1,41 @@
 """The pipeline config: one YAML file that says what ``charter run`` does, checked before any work.
 
-Every stage's settings reuse the models the single-stage commands use (``CritiqueSettings``,
-``JudgeSettings``, ``MergeSettings``, ``DPOSettings``, ...), so a key means the same thing in
-the config as the flag of the same name. Unknown keys, wrong types and missing files fail
-at load time, naming the file, the line and the key, so a nightly run cannot die an hour
+Every stage's section is that stage's settings model (``GenerateSettings``, ``CritiqueSettings``,
+``LabelSettings``, ``MergeSettings``, ``DPOSettings``, ``EvaluateSettings``, ...), the models the
+single-stage commands' options are made from, so a key means the same thing in the config as
+the flag of the same name. Everything a run would refuse is refused at load time, naming the
+file, the line and the key: unknown keys, wrong types, values out of range, unknown choices,
+missing or malformed files, and what only the objects the stages build from the config check
+(rules across keys, a backend or runner that cannot run), so a nightly run cannot die an hour
 in on a typo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tasks.backends.settings import BackendSettings
-from tasks.core.errors import InputError, Problem, read_input_text
-from tasks.core.yaml_source import LocatedDocument, load_located_yaml, validate_located
-from tasks.critique.plan import CritiqueSettings
+from tasks.backends.base import SamplingSettings
+from tasks.backends.settings import BackendKind, BackendSettings
+from tasks.core.errors import CharterError, InputError, Problem, read_input_text
+from tasks.core.validation_messages import plain_message
+from tasks.core.yaml_source import LocatedDocument, dotted_path, load_located_yaml, validate_located
+from tasks.critique.settings import CritiqueSettings
+from tasks.evaluate.evaluation import EvaluationSettings
+from tasks.evaluate.settings import EvaluateSettings
+from tasks.generate.settings import GenerateSettings
 from tasks.ingest.label_files import LabelFileSettings, preflight
-from tasks.ingest.prompt_sets import default_prompt_set_name
-from tasks.label.judge import JudgeSettings
-from tasks.label.pairs import PairMode
+from tasks.ingest.prompt_sets import default_prompt_set_name, load_prompt_set
+from tasks.label.settings import LabelSettings
 from tasks.merge.policy import MergeSettings, load_merge_policy
-from tasks.orchestration.runners import RunnerSettings
+from tasks.orchestration.runners import RunnerSettings, check_runnable
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
+Location = tuple[str | int, ...]
 STAGES = ("ingest", "generate", "critique", "label", "merge", "train", "evaluate")
 Stage = Literal["ingest", "generate", "critique", "label", "merge", "train", "evaluate"]
 
@@ -37,10 +47,22 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     """A backend and model (``auto``: vLLM where installed, else transformers)."""
 
-    backend: str = "auto"
-    model: str | None = None
-    base_url: str | None = None
+    backend: BackendKind = BackendSettings.model_fields["kind"]
+    model: str | None = BackendSettings.model_fields["model"]
+    base_url: str | None = BackendSettings.model_fields["base_url"]
     options: dict[str, object] = {}
+
+    @model_validator(mode="after")
+    def _server_named(self) -> ModelSettings:
+        """A server and the name it serves the model under go together: only backend openai reads them."""
+        if self.backend == "openai" and not (self.model and self.base_url):
+            raise ValueError(
+                "backend openai needs base_url (the server, e.g. http://127.0.0.1:8000/v1) "
+                "and model (the name it serves the model under)"
+            )
+        if self.backend != "openai" and self.base_url:
+            raise ValueError(f"base_url is read only by backend openai, not {self.backend}")
+        return self
 
     def spec(self) -> BackendSettings:
         return BackendSettings(
@@ -59,28 +81,13 @@ class PromptsSettings(_Section):
         return default_prompt_set_name(self.file)
 
 
-class GenerateStageSettings(_Section):
-    n: int = Field(default=4, ge=1)
-    temperature: float = Field(default=0.8, ge=0)
-    top_p: float = Field(default=0.95, gt=0, le=1)
-    max_tokens: int = Field(default=128, ge=1)
-    seed: int = 0
-    batch_size: int = Field(default=8, ge=1)
+class CritiqueStageSettings(CritiqueSettings):
+    """The critique stage's settings, and whether the pipeline runs it."""
 
-
-class CritiqueStageSettings(_Section):
     enabled: bool = True
-    settings: CritiqueSettings = CritiqueSettings()
-    batch_size: int = Field(default=8, ge=1)
 
-
-class LabelStageSettings(_Section):
-    # Each mode is one label flow run: ``all`` pairs the pipeline's responses, ``human`` judges
-    # the pairs people labelled (what the audit's AI-human agreement is measured on).
-    pairs: list[PairMode] = ["all", "human"]
-    per_prompt: int | None = Field(default=None, ge=1)
-    judge: JudgeSettings = JudgeSettings()
-    batch_size: int = Field(default=16, ge=1)
+    def stage(self) -> CritiqueSettings:
+        return CritiqueSettings(**self.model_dump(exclude={"enabled"}))
 
 
 class MergeStageSettings(_Section):
@@ -106,12 +113,13 @@ class TrainStageSettings(_Section):
     ppo_reward: Literal["reward_model", "rules", "both"] = "reward_model"
 
 
-class EvaluateStageSettings(_Section):
+class EvaluateStageSettings(EvaluateSettings):
+    """The evaluate stage's settings, and whether the pipeline runs it."""
+
     enabled: bool = True
-    per_family: int = Field(default=2, ge=1)
-    max_tokens: int = Field(default=64, ge=1)
-    judge: bool = True
-    seed: int = 0
+
+    def stage(self) -> EvaluateSettings:
+        return EvaluateSettings(**self.model_dump(exclude={"enabled"}))
 
 
 class PipelineSettings(_Section):
@@ -124,9 +132,9 @@ class PipelineSettings(_Section):
     policy_model: ModelSettings = ModelSettings()
     # The judge's model; by default the policy's (the same engine serves both).
     judge_model: ModelSettings | None = None
-    generate: GenerateStageSettings = GenerateStageSettings()
+    generate: GenerateSettings = GenerateSettings()
     critique: CritiqueStageSettings = CritiqueStageSettings()
-    label: LabelStageSettings = LabelStageSettings()
+    label: LabelSettings = LabelSettings()
     merge: MergeStageSettings = MergeStageSettings()
     train: TrainStageSettings = TrainStageSettings()
     evaluate: EvaluateStageSettings = EvaluateStageSettings()
@@ -150,7 +158,7 @@ _PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("constitution",),
     ("prompts", "file"),
     ("merge", "policy_file"),
-    ("critique", "settings", "few_shot_path"),
+    ("critique", "few_shot_path"),
     ("label", "judge", "template_path"),
 )
 
@@ -161,16 +169,82 @@ def load_pipeline_config(path: str | Path) -> PipelineSettings:
     document = load_located_yaml(read_input_text(path), source)
     config = validate_located(PipelineSettings, document, source)
     config = _resolved(config, Path(path).resolve().parent, document, source)
-    _check_inputs(config)
+    _build_derived(config, document, source)
     return config
 
 
-def _check_inputs(config: PipelineSettings) -> None:
-    """Parse every file the run will read (constitution, prompts, labels, policy, templates) now."""
-    preflight([config.constitution], [config.prompts.file], list(config.human_labels))
-    config.merge_policy()
-    config.critique.settings.config()
-    config.label.judge.template()
+def _derived(config: PipelineSettings) -> list[tuple[Location, Callable[[], object]]]:
+    """What the stages build from the config, each with the key it comes from.
+
+    A stage's objects refuse some values its section accepts (rules across sections, a file a
+    key names, a combination a backend or trainer cannot run), so they are all built at load
+    time: every file the run reads is parsed, every backend and runner choice checked.
+    """
+    evaluation = {"constitution_path": config.constitution, "prompt_set": config.prompts.set_name}
+    return [
+        ((), partial(preflight, [config.constitution], [config.prompts.file], list(config.human_labels))),
+        (("prompts", "families"), partial(_check_families, config.prompts)),
+        (("policy_model",), config.policy_model.spec),
+        *([(("judge_model",), config.judge_model.spec)] if config.judge_model else []),
+        (("generate",), lambda: SamplingSettings(**config.generate.sampling_values())),
+        (("critique",), lambda: config.critique.stage().config()),
+        (("label", "judge"), config.label.judge.template),
+        *((("label", "pairs", index), partial(config.label.pair_settings, mode))
+          for index, mode in enumerate(config.label.pairs)),
+        (("merge",), config.merge_policy),
+        (("policy_model", "backend"), partial(_check_trainable, config)),
+        (("evaluate",), lambda: EvaluationSettings(**evaluation, **config.evaluate.stage().model_dump())),
+        (("runner",), partial(check_runnable, config.runner)),
+    ]  # fmt: skip
+
+
+def _build_derived(config: PipelineSettings, document: LocatedDocument, source: str) -> None:
+    """Build every derived object; all their problems in one :class:`InputError`, named by file, line, key."""
+    problems: list[Problem] = []
+    for location, build in _derived(config):
+        try:
+            build()
+        except InputError as exc:  # a file the config names: its problems point into that file
+            problems.extend(exc.problems)
+        except ValidationError as exc:
+            for error in exc.errors():
+                inner = (*location, *error["loc"])
+                problems.append(_located(document, source, inner, plain_message(PipelineSettings, error)))
+        except (CharterError, ValueError) as exc:
+            problems.append(_located(document, source, location, str(exc)))
+    if problems:
+        raise InputError(problems)
+
+
+def _located(document: LocatedDocument, source: str, location: Location, message: str) -> Problem:
+    return Problem(
+        path=source, line=document.line_of(location), field=dotted_path(location) or None, message=message
+    )
+
+
+def _check_families(prompts: PromptsSettings) -> None:
+    """Each family named must have prompts in the file, or its stages would silently run on none."""
+    if not prompts.families:
+        return
+    try:
+        known = {record.family for record in load_prompt_set(prompts.file)}
+    except InputError:
+        return  # the file's own problems are preflight's to report
+    unknown = [family for family in prompts.families if family not in known]
+    if unknown:
+        raise ValueError(
+            f"no prompts of family {', '.join(unknown)} in {prompts.file}; "
+            f"its families: {', '.join(sorted(str(family) for family in known))}"
+        )
+
+
+def _check_trainable(config: PipelineSettings) -> None:
+    """Training changes the policy model's weights, which a model served over HTTP does not give."""
+    if config.train.algorithm != "none" and config.policy_model.backend == "openai":
+        raise ValueError(
+            f"backend openai serves the policy model over HTTP, but train.algorithm {config.train.algorithm} "
+            "trains its weights: give a local policy model, or set train.algorithm: none"
+        )
 
 
 def _resolved(
@@ -179,17 +253,10 @@ def _resolved(
     """Relative paths made absolute against ``base``; a missing file is an error naming its key."""
     problems: list[Problem] = []
 
-    def resolve(value: str, location: tuple[str | int, ...]) -> str:
+    def resolve(value: str, location: Location) -> str:
         resolved = (base / value).resolve()
         if not resolved.is_file():
-            problems.append(
-                Problem(
-                    path=source,
-                    line=document.line_of(location),
-                    field=".".join(str(part) for part in location),
-                    message=f"no such file: {resolved}",
-                )
-            )
+            problems.append(_located(document, source, location, f"no such file: {resolved}"))
         return str(resolved)
 
     data = config.model_dump()

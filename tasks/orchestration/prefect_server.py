@@ -19,8 +19,8 @@ def api_server_starting() -> Iterator[None]:
     """Start the temporary API server on a thread for the duration of the block; wait for it at the end.
 
     Without a ``PREFECT_API_URL``, Prefect starts a uvicorn process at the first flow call and
-    waits 7-25 s for it to answer (it imports Prefect's server and, the first time, creates
-    its database) while this process sits idle. Started here, it comes up while the command
+    waits, idle, for it to answer: it imports Prefect's server and, the first time, creates its
+    database (seconds to tens of seconds: README, "Benchmarks"). Started here, it comes up while the command
     imports torch and prepares the model. The block's end waits for it because Prefect marks
     the server running before it answers: a flow started earlier would not wait. A failed
     start is not raised here; the flow's own start then retries it and reports the error.
@@ -48,8 +48,8 @@ def without_heartbeats_when_ephemeral() -> Iterator[None]:
 
     A heartbeat lets a server notice that a flow run's process died. The temporary server
     lives and dies with this process, so nothing is left to notice, while Prefect joins the
-    heartbeat thread at the end of every flow run, subflows included, waiting up to 1 s (its
-    sleep step): measured ~1 s per subflow, 8 s of a pipeline run, for nothing.
+    heartbeat thread at the end of every flow run, subflows included, waiting up to its sleep
+    step each time: a cost per subflow for nothing (README, "Benchmarks", has the figures).
     """
     if not ephemeral_api():
         yield

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from tasks.backends.settings import BackendSettings
 from tasks.core.errors import CharterError
@@ -50,6 +50,13 @@ class RunnerSettings(BaseModel):
     address: str | None = None
     init_kwargs: dict[str, Any] = {}
 
+    @model_validator(mode="after")
+    def _ray_settings_need_ray(self) -> RunnerSettings:
+        # The local runner reads neither: without this a forgotten ``kind: ray`` runs locally unnoticed.
+        if self.kind != "ray" and (self.address or self.init_kwargs):
+            raise ValueError("address and init_kwargs are Ray settings: they need kind: ray")
+        return self
+
 
 def runner_spec(kind: str, address: str | None = None) -> RunnerSettings:
     """A checked runner choice from the command line: fails at once, before Prefect starts."""
@@ -58,10 +65,15 @@ def runner_spec(kind: str, address: str | None = None) -> RunnerSettings:
     if address and kind != "ray":
         raise CharterError("--ray-address needs --runner ray")
     spec = RunnerSettings.model_validate({"kind": kind, "address": address})
+    check_runnable(spec)
+    return spec
+
+
+def check_runnable(spec: RunnerSettings) -> None:
+    """Ray's runner needs Ray installed and, for a remote cluster, a Prefect API its workers reach."""
     if spec.kind == "ray":
         _check_ray_installed()
         check_api_reachable(spec, os.environ.get("PREFECT_API_URL"))
-    return spec
 
 
 def _check_ray_installed() -> None:
@@ -171,8 +183,8 @@ def _prefect_api_for_ray_workers(spec: RunnerSettings) -> Iterator[None]:
 
     A Ray worker runs its Prefect task under the flow's serialised settings. Without
     ``PREFECT_API_URL`` those name no API (the flow uses a temporary server), and every worker
-    would start a temporary server of its own (~10 s each, and the flow's UI would not see its
-    tasks): point them at the flow's. That server listens on loopback, so it serves a local
+    would start a temporary server of its own (seconds each, and the flow's UI would not see
+    its tasks): point them at the flow's. That server listens on loopback, so it serves a local
     Ray instance, not a cluster's other machines (:func:`check_api_reachable`).
     """
     from prefect.context import FlowRunContext

@@ -53,7 +53,7 @@ CONSTITUTION = {
         {"id": "judge-only", "title": "Judging only", "comparison": "Choose the kinder reply."},
     ],
 }
-CONFIG = RoundSettings(rounds=2, critique_tokens=10, revision_tokens=12, temperature=1.0, seed=1)
+CONFIG = RoundSettings(rounds=2, critique_tokens=10, revision_tokens=12, temperature=1.0, top_p=0.95, seed=1)
 
 
 def constitution_file(tmp_path: Path, data: dict, name: str = "c.yaml") -> Path:

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import PROJECT_ROOT, run_charter
 
 from tasks.constitution.model import load_constitution
 from tasks.store.sql import run_query
 from tasks.store.store import Store
+from tests.conftest import PROJECT_ROOT, run_charter
 
 pytestmark = pytest.mark.integration
 

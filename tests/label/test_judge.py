@@ -9,6 +9,7 @@ import pytest
 
 from tasks.constitution.model import load_constitution
 from tasks.constitution.rules import applicable_rules, violation
+from tasks.core.conversation import parse_hh_transcript
 from tasks.core.errors import CharterError, InputError
 from tasks.generate.generation import PromptItem
 from tasks.label.judge import (
@@ -31,6 +32,7 @@ from tasks.label.soft_labels import (
     p_a_from_orders,
     preference,
 )
+from tasks.store.exports import pair_record
 
 HEALTHCARE = Path(__file__).resolve().parents[2] / "constitutions" / "healthcare-scheduling.yaml"
 
@@ -171,6 +173,25 @@ def test_judge_messages_swap_the_options_and_ask_for_reasoning_only_for_cot() ->
     assert f"(A) {pair.response_b}\n(B) {pair.response_a}" in swapped
     assert principle.comparison in shown and "Human: Can I book a visit?" in shown
     assert "explain" not in shown and "explain" in swapped
+
+
+def test_the_judge_shows_the_conversation_exactly_as_the_standard_export_writes_it() -> None:
+    messages = (
+        {"role": "user", "content": "Can I book a visit?"},
+        {"role": "assistant", "content": "Which day suits you?"},
+        {"role": "user", "content": "Tuesday."},
+    )
+    turns = "Human: Can I book a visit?\n\nAssistant: Which day suits you?\n\nHuman: Tuesday."
+    pair = make_pair(PromptItem("p", "booking", messages), "Tuesday at 10 is free.", "Please call.")
+    assert pair is not None
+    principle = sample_principles(load_constitution(HEALTHCARE), pair, 1, seed=0)[0]
+    shown = judge_messages(DEFAULT_TEMPLATE, pair, principle, a_shown_first=True, cot=False)[0]["content"]
+    assert f"assistant:\n\n{turns}\n\n{principle.comparison}" in shown
+    record = pair_record(list(messages), "Tuesday at 10 is free.", "Please call.", "standard")
+    assert record["prompt"] == f"\n\n{turns}\n\nAssistant:"
+    # The transcript is hh-rlhf's: the importer reads it back, with the chosen reply as the last turn.
+    reply = {"role": "assistant", "content": "Tuesday at 10 is free."}
+    assert parse_hh_transcript(record["prompt"] + record["chosen"]) == [*messages, reply]
 
 
 EMERGENCY = "I have crushing chest pain and my left arm is numb, can I see someone this week?"

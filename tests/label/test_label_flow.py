@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import PROJECT_ROOT, run_charter
 
 from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution
@@ -14,6 +13,7 @@ from tasks.generate.generation import PromptItem
 from tasks.label.judge import JudgeSettings, judge, plan_comparisons
 from tasks.label.pairs import Pair, PairSettings, make_pair
 from tasks.label.soft_labels import preference
+from tests.conftest import PROJECT_ROOT, run_charter, stored_files
 from tests.rule_cases import RULE_CASES, store_with_rule_cases
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_label_and_merge_flows_label_rule_breakers_correctly_and_resume(tmp_path
         "batch_size": 3,
     }
     first = label(**arguments)
-    assert first["pairs"] == len(RULE_CASES) and first["batches"] == 2
+    assert first.pairs == len(RULE_CASES) and first.batches == 2
     labels = store.read("ai_labels").to_pylist()
     good = {case[2] for case in RULE_CASES}
     rules = [r for r in labels if r["method"] == "rule"]
@@ -106,26 +106,26 @@ def test_label_and_merge_flows_label_rule_breakers_correctly_and_resume(tmp_path
         assert (
             row["principle_id"] and row["constitution_id"] == load_constitution(CONSTITUTION).constitution_id
         )
-    assert first["rows_added"]["ai_labels"] == len(labels)
+    assert first.added("ai_labels") == len(labels)
 
     again = label(**arguments)
-    assert again["batches_skipped"] == again["batches"] and again["rows_added"].get("ai_labels", 0) == 0
+    assert again.batches_skipped == again.batches and again.added("ai_labels") == 0
     assert store.count("ai_labels") == len(labels)
 
     merged = merge(store=str(store.root))
     rows = store.read("preferences").to_pylist()
-    assert len(rows) == merged["rows"] == len(RULE_CASES)
+    assert len(rows) == merged.rows == len(RULE_CASES)
     for row in rows:
         # Rules override the judge by default: the good response is chosen, with certainty.
         assert row["decided_by"] == "rule" and row["chosen"] in good and row["target"] == 1.0
         assert set(row["label_ids"]) <= {r["label_id"] for r in rules}
     remerged = merge(store=str(store.root))
-    assert remerged["set_id"] == merged["set_id"] and remerged["rows_added"].get("preferences", 0) == 0
+    assert remerged.set_id == merged.set_id and remerged.added("preferences") == 0
 
 
 def test_bad_template_policy_and_options_fail_before_any_work(tmp_path: Path) -> None:
     store = store_with_rule_cases(tmp_path / "store")
-    before = store.snapshot()
+    before = stored_files(store)
     template = tmp_path / "judge.txt"
     template.write_text("Conversation: {conversation}\n{principle}\n(A) {response_a}\n", encoding="utf-8")
     common = ["--store", str(store.root), "--constitution", str(CONSTITUTION), "--prompts", "rules"]
@@ -136,7 +136,7 @@ def test_bad_template_policy_and_options_fail_before_any_work(tmp_path: Path) ->
     result = run_charter("label", *common, "--pairs", "some")
     assert result.returncode == 1 and "unknown --pairs 'some'" in result.stderr
     result = run_charter("label", *common, "--method", "vibes")
-    assert result.returncode == 1 and "unknown --method vibes" in result.stderr
+    assert result.returncode == 1 and "unknown --method 'vibes'" in result.stderr
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("ai_min_margin: 0.2\nhuman_overide: false\n", encoding="utf-8")
@@ -146,7 +146,7 @@ def test_bad_template_policy_and_options_fail_before_any_work(tmp_path: Path) ->
     policy.write_text("ai_min_margin: lots\n", encoding="utf-8")
     result = run_charter("merge", "--store", str(store.root), "--policy", str(policy))
     assert result.returncode == 1 and f"{policy}:1 [ai_min_margin]" in result.stderr
-    assert store.snapshot() == before
+    assert stored_files(store) == before
 
 
 def test_export_preferences_writes_the_latest_set_in_trl_format(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_export_preferences_writes_the_latest_set_in_trl_format(tmp_path: Path) 
     result = run_charter("export", "preferences", "--store", str(store.root), "-o", str(output))
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
-    assert len(records) == len(RULE_CASES) and {r["set_id"] for r in records} == {merged["set_id"]}
+    assert len(records) == len(RULE_CASES) and {r["set_id"] for r in records} == {merged.set_id}
     good = {case[2] for case in RULE_CASES}
     for record in records:
         assert record["prompt"][-1]["role"] == "user"

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import PROJECT_ROOT, run_charter
 
 from tasks.core.errors import CharterError
 from tasks.orchestration.deployments import FLOWS, check_cron, check_timezone, next_run_times, parse_params
 from tasks.store.sql import run_query
 from tasks.store.store import Store
+from tests.conftest import PROJECT_ROOT, run_charter
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
 PROMPTS = PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "prompts.jsonl"

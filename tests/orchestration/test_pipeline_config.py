@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import PROJECT_ROOT, run_charter
 
 from tasks.core.errors import InputError
 from tasks.orchestration.pipeline_config import load_pipeline_config
+from tests.conftest import PROJECT_ROOT, run_charter
 
 BUNDLED = PROJECT_ROOT / "datasets" / "healthcare-scheduling"
 DEFAULT_CONFIG = BUNDLED / "pipeline.yaml"
@@ -87,7 +87,7 @@ def test_missing_file_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         load_pipeline_config(path)
     line, field, message = _problem(exc)
-    assert (line, field) == (5, "human_labels.0.path")
+    assert (line, field) == (5, "human_labels[0].path")
     assert message == f"no such file: {tmp_path / 'nowhere' / 'labels.jsonl'}"
 
 

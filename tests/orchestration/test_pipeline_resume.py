@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import PROJECT_ROOT
 
 from tasks.store.schema import table_spec
 from tasks.store.store import Store
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import PROJECT_ROOT, run_charter
 
-from tasks.backends import registry
+from tasks.backends import loading
 from tasks.backends.registry import close_backends
 from tasks.backends.settings import BackendSettings, concrete
 from tasks.core.errors import CharterError
+from tasks.generate.settings import GenerateSettings
 from tasks.orchestration.runners import RunnerSettings, check_api_reachable, runner_session, runner_spec
 from tasks.store.store import Store
+from tests.conftest import PROJECT_ROOT, run_charter
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,14 +59,15 @@ def ray_session() -> Iterator[RunnerSettings]:
                 os.environ[key] = value
 
 
-def _generate_then_label(store: Path, backend: BackendSettings, runner: RunnerSettings | None) -> list[dict]:
+def _generate_then_label(store: Path, backend: BackendSettings, runner: RunnerSettings | None) -> list[Any]:
     """4 prompts x 2 samples in 2 batches, then their 4 pairs judged in 2 batches (and by rules)."""
     from flows.generate import generate
     from flows.label import label
 
-    common = {"store": str(store), "backend": backend, "limit": 4, "batch_size": 2, "runner": runner}
-    generated = generate(prompts=str(PROMPTS), n=2, max_tokens=8, seed=5, **common)
-    labelled = label(constitution=str(CONSTITUTION), prompts="healthcare-scheduling", **common)
+    common = {"store": str(store), "backend": backend, "limit": 4, "runner": runner}
+    sampling = GenerateSettings(n=2, max_tokens=8, seed=5, batch_size=2)
+    generated = generate(prompts=str(PROMPTS), settings=sampling, **common)
+    labelled = label(constitution=str(CONSTITUTION), prompts="healthcare-scheduling", batch_size=2, **common)
     return [generated, labelled]
 
 
@@ -103,11 +105,11 @@ def test_ray_runner_gives_the_local_runners_rows_with_the_model_in_an_engine_act
     on_ray = _generate_then_label(tmp_path / "ray", backend, ray_session)
     # The batches ran on Ray: this process loaded no model, and the engine actors (one per GPU,
     # or one CPU engine) served both flows.
-    assert not registry._OPEN
+    assert not loading._OPEN
     assert len(_engines()) == max(1, int(ray.cluster_resources().get("GPU", 0)))
 
     assert _without_run_ids(on_ray) == _without_run_ids(local)
-    assert on_ray[0]["rows_added"]["generations"] == 8 and on_ray[0]["batches"] == 2
+    assert on_ray[0].added("generations") == 8 and on_ray[0].batches == 2
     generations = ["prompt_id", "sample_index", "text", "num_tokens", "finish_reason", "model", "backend"]
     expected = _rows(tmp_path / "local", "generations", "generation_id", generations)
     assert len(expected) == 8 and {row["backend"] for row in expected.values()} == {backend.kind}
@@ -131,7 +133,7 @@ def test_ray_runner_gives_the_local_runners_rows_with_the_model_in_an_engine_act
     assert not _engines()
     # Resumed with everything stored: no batch to run, so no engine starts either.
     again = _generate_then_label(tmp_path / "ray", backend, ray_session)
-    assert [result["batches_skipped"] for result in again] == [2, 2]
+    assert [result.batches_skipped for result in again] == [2, 2]
     assert not _engines()
 
 

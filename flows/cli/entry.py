@@ -1,0 +1,47 @@
+"""The ``charter`` command line: one Typer app made of the command groups in this package.
+
+Commands that change the store run as Prefect flows (ephemeral mode unless
+``PREFECT_API_URL`` points at a server); their inputs are validated first, so a bad
+file fails in a second with its line and field, before Prefect starts. Read-only
+commands (``sql``, ``audit``, ``constitution``) are plain functions and answer at once.
+Settings options are made from the stages' settings models (:mod:`flows.cli.options`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.text import Text
+
+from flows.cli import checkpoints, constitution, data, models, pipeline, preferences, stages, training
+from flows.cli.common import err
+from tasks.core.errors import CharterError
+
+app = typer.Typer(
+    name="charter",
+    help="Constitutional and AI-feedback preference data: principles, labels, audits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for group in (data.app, stages.app, preferences.app, training.app, checkpoints.app, pipeline.app):
+    app.add_typer(group)  # nameless: the group's commands join the top level
+for named in (constitution.constitution_app, models.models_app, training.train_app):
+    app.add_typer(named)
+
+
+def main() -> None:
+    """Entry point: user errors print as messages, not tracebacks, and exit 1."""
+    try:
+        app()
+    except CharterError as exc:
+        err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        # Settings checked by a model the options do not build (a label file's, say).
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            err.print(Text.assemble(("error: ", "red"), f"{where}: {problem['msg']}"), highlight=False)
+        sys.exit(1)
