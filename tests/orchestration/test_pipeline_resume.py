@@ -47,9 +47,7 @@ human_labels:
 policy_model:
   backend: hf
 generate: {{n: 2, max_tokens: 12, batch_size: 1}}
-critique:
-  batch_size: 2
-  settings: {{critique_tokens: 12, revision_tokens: 16}}
+critique: {{batch_size: 2, critique_tokens: 12, revision_tokens: 16}}
 label:
   pairs: [all]
   batch_size: 4

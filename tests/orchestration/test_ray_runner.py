@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,8 @@ def _generate_then_label(store: Path, backend: BackendSettings, runner: RunnerSe
     return [generated, labelled]
 
 
-def _without_run_ids(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{key: value for key, value in result.items() if key != "run_id"} for result in results]
+def _without_run_ids(results: list[Any]) -> list[dict[str, Any]]:
+    return [{key: value for key, value in asdict(result).items() if key != "run_id"} for result in results]
 
 
 def _rows(store: Path, table: str, key: str, columns: list[str]) -> dict[str, dict[str, Any]]:
