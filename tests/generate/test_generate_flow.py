@@ -148,7 +148,7 @@ def test_critique_rows_carry_principle_and_constitution_then_export(
             "unknown model '/nonexistent/model-folder'",
         ),
         (["--backend", "openai", "--model", "served", "--base-url", "http://127.0.0.1:9"], "cannot reach"),
-        (["--backend", "tpu"], "unknown backend 'tpu'"),
+        (["--backend", "tpu"], "unknown --backend 'tpu'; choose from auto, vllm, hf or openai"),
     ],
     ids=["model-path", "unreachable-server", "backend"],
 )

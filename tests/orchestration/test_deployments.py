@@ -3,17 +3,12 @@ deployment run end to end on a real ``prefect server start``."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,8 @@ from tasks.orchestration.deployments import FLOWS, check_cron, check_timezone, n
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tests.conftest import PROJECT_ROOT, run_charter
+from tests.prefect_servers import free_port, group_alive, stop, tail, wait_for
+from tests.prefect_servers import prefect_server as real_prefect_server
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
 PROMPTS = PROJECT_ROOT / "datasets" / "healthcare-scheduling" / "prompts.jsonl"
@@ -114,7 +111,7 @@ def test_schedule_rejects_a_bad_cron_before_contacting_anything() -> None:
     # cron expression, it would have failed with "no Prefect server answers" instead.
     result = run_charter(
         "schedule", "--flow", "ingest", "--cron", "0 2 * 13 *", "--param", "store=s",
-        env={"PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"},
+        env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the month field (field 4) '13' is not valid" in result.stderr
@@ -129,7 +126,7 @@ def test_schedule_refuses_without_a_reachable_server() -> None:
     assert unset.returncode == 1
     assert "needs a running Prefect server and PREFECT_API_URL" in unset.stderr
     assert "prefect server start" in unset.stderr
-    dead = f"http://127.0.0.1:{_free_port()}/api"
+    dead = f"http://127.0.0.1:{free_port()}/api"
     unreachable = run_charter(*arguments, env={"PREFECT_API_URL": dead})
     assert unreachable.returncode == 1
     assert f"no Prefect server answers at {dead}" in unreachable.stderr
@@ -198,90 +195,11 @@ def _paths_in(value: Any) -> Iterator[str]:
 # --- a served deployment on a real Prefect server -----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, process: subprocess.Popen, log: Path
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail early, with the log, if ``process`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{what}: {process.args[0]} exited with {process.returncode}:\n{_tail(log)}")
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.5)
-    pytest.fail(f"{what}: not within {timeout:.0f} s:\n{_tail(log)}")
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
-
-
-def _stop(process: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM by PID, SIGKILL after ``grace`` seconds; then its process group, for any child."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-    with contextlib.suppress(ProcessLookupError):  # start_new_session=True: the group id is the PID
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def prefect_server(tmp_path: Path) -> Iterator[str]:
-    """A real ``prefect server start`` on 127.0.0.1 with its own home and SQLite database."""
-    home = tmp_path / "server-home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-    }
-    env.pop("PREFECT_API_URL", None)
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_for(lambda: _healthy(url), 90, "server health", server, log_path)
+    """A real ``prefect server start`` of this test's own (not the one charter subprocesses share)."""
+    with real_prefect_server(tmp_path / "server-home") as url:
         yield url
-    finally:
-        _stop(server)
-        log.close()
-        assert server.poll() is not None and not _group_alive(server.pid)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.integration
@@ -332,7 +250,7 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
                 except ObjectNotFound:
                     return None
 
-            deployment = _wait_for(registered, 90, "deployment registration", charter, log_path)
+            deployment = wait_for(registered, 90, "deployment registration", charter, log_path)
             assert deployment.entrypoint == "flows.ingest.ingest"
             assert deployment.parameters == {
                 "store": str(store),
@@ -350,7 +268,7 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
                 poll_interval=1,
                 as_subflow=False,
             )
-            assert flow_run.state and flow_run.state.is_completed(), (flow_run.state, _tail(log_path))
+            assert flow_run.state and flow_run.state.is_completed(), (flow_run.state, tail(log_path))
 
             target = Store(store)
             assert target.count("constitutions") == 1
@@ -364,12 +282,12 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
             assert lineage == [(str(flow_run.id),)]  # written by the deployment's run
 
             # Stopping the served process pauses its schedule: no Late runs pile up unserved.
-            _stop(charter)
+            stop(charter)
             assert client.read_deployment_by_name("ingest/nightly-test").paused
     finally:
-        _stop(charter)
+        stop(charter)
         log.close()
-    assert charter.poll() is not None and not _group_alive(charter.pid)
+    assert charter.poll() is not None and not group_alive(charter.pid)
     printed = log_path.read_text()
     assert "serving deployment ingest/nightly-test" in printed
     next_runs = re.search(r"schedule '0 2 \* \* \*' \(Europe/Amsterdam\); next runs: (.*)", printed)

@@ -5,6 +5,10 @@ as an OOM killer or a lost machine would) mid-generate, mid-critique, mid-label,
 and mid-training, resuming each time. The resumed store must hold exactly the rows and
 checkpoints of the uninterrupted one, with no duplicates, and each resume must skip the
 batches that were already stored.
+
+The straight run and the first killed run use Prefect's temporary server (``make demo``'s
+way; the kill takes that server along with the group); the resumes talk to the session's
+shared Prefect server, as a scheduled deployment's runs do.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import pytest
 
 from tasks.store.schema import table_spec
 from tasks.store.store import Store
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, shared_prefect_api
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +73,15 @@ def _config(tmp_path: Path, store: Path) -> Path:
     return path
 
 
-def _start(config: Path) -> subprocess.Popen:
-    """``charter run`` in its own process group, so a kill takes its Prefect server along."""
+def _start(config: Path, server: dict[str, str] | None = None) -> subprocess.Popen:
+    """``charter run`` in its own process group, so a kill takes its temporary Prefect server along.
+
+    ``server``: the environment naming a running Prefect server's API (none: the temporary one).
+    """
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "charter"), "run", str(config)],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},  # lines arrive as logged
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(server or {})},  # lines as logged
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -181,12 +188,15 @@ def test_killed_in_every_stage_resumes_to_the_same_result(uninterrupted: dict, t
     total_generations, total_critiques = 6, 6
 
     # Mid-generate: one of the three prompt batches stored.
+    server = shared_prefect_api()
     _kill_when(_start(config), lambda: _count(store, "generations") >= 2, "the first generation batch")
     stored = _count(store, "generations")
     assert 2 <= stored < total_generations
 
     # Resume, then mid-critique: generation batches already stored are not run again.
-    output = _kill_when(_start(config), lambda: _count(store, "critiques") >= 1, "the first critique batch")
+    output = _kill_when(
+        _start(config, server), lambda: _count(store, "critiques") >= 1, "the first critique batch"
+    )
     done = stored // 2
     assert f"3 prompts in 3 batches; {done} already generated, {3 - done} to go" in output
     assert _count(store, "generations") == total_generations
@@ -195,18 +205,18 @@ def test_killed_in_every_stage_resumes_to_the_same_result(uninterrupted: dict, t
 
     # Mid-label: after the rule labels and at least one judge batch.
     output = _kill_when(
-        _start(config), lambda: _count(store, "ai_labels", method="logprob") >= 1, "a judge batch"
+        _start(config, server), lambda: _count(store, "ai_labels", method="logprob") >= 1, "a judge batch"
     )
     assert f"6 generations in 3 batches; {3 - critiqued // 2} batches to run" in output
     assert _count(store, "critiques") == total_critiques
 
     # Mid-merge: its subflow has begun and its preference set is not recorded yet.
-    _kill_at_line(_start(config), "for flow 'merge'", "the merge subflow")
+    _kill_at_line(_start(config, server), "for flow 'merge'", "the merge subflow")
     assert _count(store, "preference_sets") == 0
 
     # Mid-training: DPO's staging folder exists (the reward model before it finished).
     _kill_when(
-        _start(config),
+        _start(config, server),
         lambda: (
             any((store / "checkpoints").glob(".dpo-*.training"))
             if (store / "checkpoints").exists()
@@ -216,7 +226,7 @@ def test_killed_in_every_stage_resumes_to_the_same_result(uninterrupted: dict, t
     )
     assert not any((store / "checkpoints").glob("dpo-*/charter-lineage.json"))
 
-    output = _finish(_start(config))
+    output = _finish(_start(config, server))
     assert "3 prompts in 3 batches; 3 already generated, 0 to go" in output
     resumed = _contents(store)
     for table in TABLES:
