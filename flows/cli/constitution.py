@@ -14,6 +14,7 @@ from tasks.constitution.diff import diff_constitutions
 from tasks.constitution.importers import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError, InputError
+from tasks.core.files import write_atomically
 
 constitution_app = typer.Typer(
     name="constitution", help="Validate, show, diff and import constitution files.", no_args_is_help=True
@@ -127,10 +128,16 @@ def constitution_import(
     """Convert a published constitution into charter's YAML format (validated before writing)."""
     if fmt not in IMPORT_FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(IMPORT_FORMATS)}")
+    if output.is_dir():
+        raise CharterError(
+            f"-o {output} is a directory: give the YAML file to write, e.g. {output}/NAME.yaml"
+        )
+    if not output.parent.is_dir():
+        raise CharterError(f"-o {output}: no such directory {output.parent}")
     text, constitution = import_anthropic(
         list(sources), name or slugify(sources[0].stem), version, description
     )
-    output.write_text(text, encoding="utf-8")
+    write_atomically(output, text)
     out.print(
         f"[green]wrote[/green] {output}: {len(constitution.principles)} principles, "
         f"id {constitution.constitution_id[:12]}"

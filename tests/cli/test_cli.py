@@ -122,6 +122,23 @@ def test_anthropic_import_writes_a_file_that_validates(cai_dir: Path, tmp_path: 
     assert "16 principles" in validated.stdout
 
 
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("", "is a directory: give the YAML file to write"), ("missing/X.yaml", "no such directory")],
+    ids=["directory", "missing-parent"],
+)
+def test_anthropic_import_refuses_an_output_it_cannot_write(
+    cai_dir: Path, tmp_path: Path, output: str, message: str
+) -> None:
+    target = tmp_path / output
+    imported = run_charter(
+        "constitution", "import", str(cai_dir / "CritiqueRevisionInstructions.json"), "-o", str(target)
+    )
+    assert imported.returncode == 1
+    assert message in imported.stderr and "Traceback" not in imported.stderr
+    assert sorted(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_diff_and_show(tmp_path: Path) -> None:
     original = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
     edited = tmp_path / "edited.yaml"
