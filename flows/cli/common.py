@@ -73,18 +73,10 @@ def backend_options(role: str | None = None, prefix: str = "") -> Options:
     ``prefix`` ("judge") gives a second backend its own options (``--judge-backend``, ...) on a
     command that already has the first's.
     """
-    dash, under = (f"{prefix}-", f"{prefix}_") if prefix else ("", "")
-    flags = {"kind": Flag(names=(f"--{dash}backend",), parameter=f"{under}backend_kind")}
-    if prefix:
-        flags["base_url"] = Flag(names=(f"--{dash}base-url",), parameter=f"{under}base_url")
-    model_help = f"{role} model (default: embedded SmolLM2)." if role else None
-    if role or prefix:
-        flags["model"] = Flag(
-            names=(f"--{dash}model",) if prefix else (),
-            parameter=f"{under}model" if prefix else None,
-            help=model_help,
-        )
-    return Options(BackendSettings, skip=("options",), flags=flags)
+    flags = {"kind": Flag(names=("--backend",), parameter="backend_kind")}
+    if role:
+        flags["model"] = Flag(help=f"{role} model (default: embedded SmolLM2).")
+    return Options(BackendSettings, skip=("options",), flags=flags, prefix=prefix)
 
 
 def prefect_environment() -> None:

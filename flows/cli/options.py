@@ -48,7 +48,9 @@ class Options:
     """The options of one settings model: all its fields, or ``only`` some, less ``skip``.
 
     With ``overrides``, every option defaults to unset and the command gets a dict of the values
-    given (``charter merge`` lays them over a policy file) instead of a model.
+    given (``charter merge`` lays them over a policy file) instead of a model. With ``prefix``
+    (``judge``), every option and parameter name carries it (``--judge-backend``), so a command
+    can take two models of one type (``charter eval``'s judge beside other backends).
     """
 
     model: type[BaseModel]
@@ -56,6 +58,7 @@ class Options:
     skip: tuple[str, ...] = ()
     flags: Mapping[str, Flag] = field(default_factory=dict)
     overrides: bool = False
+    prefix: str = ""
 
     def fields(self) -> dict[str, FieldInfo]:
         names = self.only or tuple(self.model.model_fields)
@@ -66,7 +69,17 @@ class Options:
         return {name: self.model.model_fields[name] for name in names if name not in self.skip}
 
     def parameter_name(self, name: str) -> str:
-        return self.flags.get(name, Flag()).parameter or name
+        base = self.flags.get(name, Flag()).parameter or name
+        return f"{self.prefix}_{base}" if self.prefix else base
+
+    def option_names(self, name: str) -> tuple[str, ...]:
+        """The flag's declared names, prefixed; none: Typer names the option after the parameter."""
+        if not self.prefix:
+            return self.flags.get(name, Flag()).names
+        return tuple(
+            "/".join(part.replace("--", f"--{self.prefix}-", 1) for part in declared.split("/"))
+            for declared in self.flags.get(name, Flag()).names
+        )
 
     def parameter(self, name: str, info: FieldInfo) -> inspect.Parameter:
         flag = self.flags.get(name, Flag())
@@ -75,7 +88,9 @@ class Options:
             kind, default, shown = kind | None, None, f"{info.get_default()}, or the file's value"
         elif isinstance(default, (tuple, list)) and get_origin(kind) is list:
             default, shown = None, ", ".join(map(str, info.get_default()))
-        option = typer.Option(*flag.names, help=flag.help or info.description, show_default=shown)
+        option = typer.Option(
+            *self.option_names(name), help=flag.help or info.description, show_default=shown
+        )
         return inspect.Parameter(
             self.parameter_name(name),
             inspect.Parameter.KEYWORD_ONLY,
@@ -84,8 +99,8 @@ class Options:
         )
 
     def flag_of(self, name: str) -> str:
-        names = self.flags.get(name, Flag()).names
-        long = [n for n in names if n.startswith("--")] or [f"--{name.replace('_', '-')}"]
+        long = [n for n in self.option_names(name) if n.startswith("--")]
+        long = long or [f"--{self.parameter_name(name).replace('_', '-')}"]
         return long[0].split("/")[0]
 
     def build(self, values: Mapping[str, Any]) -> Any:

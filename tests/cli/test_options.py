@@ -57,6 +57,25 @@ def test_options_build_the_models_with_their_defaults_and_given_values() -> None
     assert received["other"] == Other(seed=7, loud=False)  # one --seed feeds both models
 
 
+def test_a_prefix_gives_a_second_model_of_one_type_its_own_options() -> None:
+    received: dict = {}
+    tiny = typer.Typer()
+
+    @tiny.command()
+    @settings_options(
+        other=Options(Other, flags={"loud": Flag(names=("--loud/--quiet",))}),
+        judge=Options(Other, flags={"loud": Flag(names=("--loud/--quiet",))}, prefix="judge"),
+    )
+    def run(*, other: Other, judge: Other) -> None:
+        received.update(other=other, judge=judge)
+
+    given = ["--seed", "3", "--judge-seed", "5", "--judge-quiet"]
+    assert CliRunner().invoke(tiny, given, catch_exceptions=False).exit_code == 0
+    assert received == {"other": Other(seed=3), "judge": Other(seed=5, loud=False)}
+    with pytest.raises(CharterError, match="--judge-seed: must be a whole number"):
+        Options(Other, prefix="judge").build({"judge_seed": "x", "judge_loud": True})
+
+
 def test_help_shows_the_field_description_and_default() -> None:
     shown = CliRunner().invoke(_command({}), ["--help"], env={"COLUMNS": "200"}).output
     assert "How big. [default: 3]" in shown and "--quiet" in shown and "[default: loud]" in shown
