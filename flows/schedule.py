@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -150,8 +151,11 @@ def serve(serve_plan: ServePlan) -> None:
     ``ingest`` with "IngestModel is not fully defined; you should define LabelFileSettings".
 
     Runs execute in this process's working directory, so relative paths in the parameters
-    mean what they meant where the command was typed. On shutdown Prefect pauses the
-    schedule, so scheduled runs do not pile up as Late while nothing serves them.
+    mean what they meant where the command was typed. On shutdown the schedule is paused, so
+    scheduled runs do not pile up as Late while nothing serves them. Prefect's runner pauses it
+    itself only when its SIGTERM handler's ``sys.exit`` happens to land inside the runner's
+    task (its ``stop()`` runs on another event loop), so charter pauses it again on the way
+    out, whichever way the runner ended.
     """
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
@@ -165,4 +169,18 @@ def serve(serve_plan: ServePlan) -> None:
         tags=["charter"],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    prefect_serve(deployment, pause_on_shutdown=True, print_starting_message=False)
+    try:
+        prefect_serve(deployment, pause_on_shutdown=True, print_starting_message=False)
+    finally:
+        pause_served_deployment(f"{serve_plan.flow.name}/{serve_plan.name}")
+
+
+def pause_served_deployment(full_name: str) -> None:
+    """Pause the deployment's schedule; a server already gone is reported, not raised."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.pause_deployment(client.read_deployment_by_name(full_name).id)
+    except Exception as problem:  # shutting down: say so and let the exit finish
+        print(f"could not pause deployment {full_name}: {problem}", file=sys.stderr)

@@ -283,7 +283,8 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
 
             # Stopping the served process pauses its schedule: no Late runs pile up unserved.
             stop(charter)
-            assert client.read_deployment_by_name("ingest/nightly-test").paused
+            assert charter.returncode == 0, tail(log_path)  # a graceful exit, not the SIGKILL fallback
+            assert client.read_deployment_by_name("ingest/nightly-test").paused, tail(log_path)
     finally:
         stop(charter)
         log.close()
