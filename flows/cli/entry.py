@@ -15,7 +15,17 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
-from flows.cli import checkpoints, constitution, data, models, pipeline, preferences, stages, training
+from flows.cli import (
+    checkpoints,
+    constitution,
+    data,
+    models,
+    pipeline,
+    preferences,
+    review,
+    stages,
+    training,
+)
 from flows.cli.common import err
 from tasks.core.errors import CharterError
 
@@ -28,7 +38,7 @@ app = typer.Typer(
 )
 for group in (data.app, stages.app, preferences.app, training.app, checkpoints.app, pipeline.app):
     app.add_typer(group)  # nameless: the group's commands join the top level
-for named in (constitution.constitution_app, models.models_app, training.train_app):
+for named in (constitution.constitution_app, models.models_app, training.train_app, review.review_app):
     app.add_typer(named)
 
 

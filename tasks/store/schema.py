@@ -158,7 +158,8 @@ TABLES: dict[str, TableSpec] = {
         _spec(
             "human_labels",
             "label_id",
-            "Human pairwise labels imported from annotation tools, with their source row.",
+            "Human pairwise labels, imported from annotation tools or made in the review bench, "
+            "with their source.",
             [
                 pa.field("label_id", pa.string(), nullable=False),
                 *_pair_fields(),
@@ -169,6 +170,13 @@ TABLES: dict[str, TableSpec] = {
                 pa.field("source_file", pa.string(), nullable=False),
                 pa.field("source_sha256", pa.string(), nullable=False),
                 pa.field("source_row", pa.int64(), nullable=False),
+                # Which response (in id order) was shown first / on the left: 'first' or
+                # 'second'; NULL when the source does not say (hh-rlhf, TRL files).
+                pa.field("shown_first", pa.string()),
+                # The review-bench queue the label was made from (NULL for imports).
+                pa.field("queue", pa.string()),
+                # Whether the AI's verdict was shown as a suggestion (NULL when unknown).
+                pa.field("ai_shown", pa.bool_()),
             ],
         ),
         _spec(
