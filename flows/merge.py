@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from flows.results import FlowResult
 from tasks.merge.policy import MergeSettings
 from tasks.merge.prefect_tasks import merge_labels
+from tasks.review.prefect_tasks import publish_review_labels
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
 
@@ -30,13 +31,17 @@ def merge(
     prompts: str | None = None,
     families: list[str] | None = None,
 ) -> PreferenceSetResult:
-    """Write the preference set ``policy`` makes of the stored labels; ``policy_path`` is lineage only."""
+    """Write the preference set ``policy`` makes of the stored labels; ``policy_path`` is lineage only.
+
+    Labels made in the review bench are published first, so the set uses every one of them.
+    """
     policy = policy or MergeSettings()
     target = Store.existing(store)
     parameters = {"policy": policy.model_dump(mode="json"), "prompts": prompts, "families": families}
     with recorded_run(target, "merge", parameters, run_id=flow_run.get_id()) as run:
         if policy_path:
             run.add_input(policy_path)
+        run.merge(publish_review_labels(str(target.root), run.run_id))
         outcome = merge_labels(str(target.root), run.run_id, policy, prompts, families)
         run.merge(outcome)
     get_run_logger().info(

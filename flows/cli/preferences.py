@@ -76,6 +76,9 @@ def merge(
         f"[green]merge complete[/green] (run {result.run_id}): preference set {result.set_id[:12]}, "
         f"{result.rows} rows; dropped: {dropped}"
     )
+    published = result.rows_added.get("human_labels", 0)
+    if published:
+        out.print(f"{published} review-bench labels published to the store first, and used")
     if output:
         _export_set(Store(store), result.set_id, output, fmt, style)
 

@@ -17,7 +17,7 @@ from tasks.ingest.human_labels.label_rows import LabelOrigin, human_label_row
 from tasks.review.display import shows_second_first
 from tasks.review.items import ReviewItem
 from tasks.review.state import CHOICES, BenchState
-from tasks.store.runs import recorded_run
+from tasks.store.runs import RunContext, recorded_run
 from tasks.store.store import Store
 
 BENCH_FILE = Path("review") / "bench.sqlite3"
@@ -84,15 +84,21 @@ def publish(state: BenchState, store: Store, run_id: str) -> int:
     return added
 
 
-def publish_pending(store: Store) -> int:
-    """Publish labels a stopped (or killed) bench left unpublished, as a recorded run; 0 if none."""
+def publish_pending(store: Store, run: RunContext | None = None) -> int:
+    """Publish the labels a stopped (or killed) bench left unpublished; returns how many were added.
+
+    Under ``run`` (the merge's, say) they are that run's rows; without one, a ``review-publish``
+    run is recorded, and only when there is something to publish.
+    """
     path = bench_path(store)
     if not path.exists():
         return 0
     state = BenchState(path)
     if not state.unpublished():
         return 0
-    with recorded_run(store, "review-publish", {"bench": str(path)}) as run:
+    if run is not None:
         added = publish(state, store, run.run_id)
         run.rows_added["human_labels"] += added
-    return added
+        return added
+    with recorded_run(store, "review-publish", {"bench": str(path)}) as publishing:
+        return publish_pending(store, publishing)
