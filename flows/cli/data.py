@@ -23,6 +23,7 @@ AUDIT_TITLES = {
     "ai_human_agreement": "AI-human agreement (vs the human majority; Cohen's kappa)",
     "position_consistency": "AI judge position consistency (both orders)",
     "length_bias": "Length bias (how often the longer response wins)",
+    "human_position_bias": "People's position bias (how often the response shown first wins; 0.5 is none)",
     "calibration_error": "AI judge calibration (expected calibration error vs humans)",
     "ai_disagreements": "AI labels against the human majority (most confident first)",
     "preference_summary": "Preference sets (rows by deciding source)",
@@ -100,7 +101,8 @@ def import_labels_command(
     ] = False,
     store: StoreOption = DEFAULT_STORE_PATH,
 ) -> None:
-    """Import human pairwise labels (charter JSONL, hh-rlhf JSONL, Label Studio JSON)."""
+    """Import human pairwise labels (charter JSONL, hh-rlhf JSONL, Label Studio JSON, Argilla records,
+    CSV, TRL preferences; Argilla and TRL also as a datasets folder)."""
     if fmt not in FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(FORMATS)}")
     spec = LabelFileSettings(

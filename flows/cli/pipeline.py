@@ -50,6 +50,12 @@ def run_pipeline(
         result = pipeline(config=str(path), stages=stage, store=str(store) if store else None)
     out.print(Path(result.report_markdown).read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"[green]pipeline complete[/green] (run {result.run_id}); report: {result.report_html}")
+    from tasks.report.review_section import bench_summary_lines
+    from tasks.store.store import Store
+
+    used = str(store or settings.store)
+    for line in bench_summary_lines(Store.existing(used), used):
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command()

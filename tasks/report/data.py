@@ -14,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import CharterError
+from tasks.review.queues import load_queues, queue_sizes
 from tasks.store.audit import audit_summary
 from tasks.store.runs import code_version
-from tasks.store.sql import run_query
+from tasks.store.sql import execute, readonly_connection, run_query
 from tasks.store.store import Store
 from tasks.train.lineage import SCOREBOARD_FILE, read_lineage
 
 REWARD_KINDS = ("reward",)
 POLICY_KINDS = ("dpo", "ppo")
+
+# Labels made in the review bench, per annotator and queue (a changed vote is a second label).
+BENCH_LABELS_SQL = (
+    "select annotator, queue, count(*) as labels, count(distinct pair_id) as pairs"
+    " from human_labels where source_format = 'review'"
+    " group by annotator, queue order by annotator, queue"
+)
+# How many pairs people have labelled at all, and how many of them in the bench.
+HUMAN_PAIRS_SQL = (
+    "select count(distinct pair_id) as pairs,"
+    " count(distinct pair_id) filter (where source_format = 'review') as bench_pairs"
+    " from human_labels"
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,20 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class ReviewData:
+    """What the report says about the review bench: the bundled queues' sizes (or why they could
+    not be read), the labels people made in the bench, and how many pairs people labelled."""
+
+    queues: tuple[dict[str, Any], ...]
+    """One record per bundled queue: ``queue``, ``title``, ``pairs`` (pairs it holds now)."""
+    queue_error: str | None
+    bench_labels: tuple[dict[str, Any], ...]
+    """Per annotator and queue: ``labels`` made in the bench and distinct ``pairs``."""
+    human_pairs: int
+    bench_pairs: int
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything a report renders; ``audit`` maps each audit query's name to its rows."""
 
@@ -66,6 +94,7 @@ class ReportData:
     unlabelled_families: dict[str, list[str]]
     reward: Checkpoint | None
     policy: Checkpoint | None
+    review: ReviewData | None = None
 
 
 def load_checkpoint(path: str | Path | None, kinds: tuple[str, ...]) -> Checkpoint | None:
@@ -93,6 +122,30 @@ def audit_records(store: Store) -> tuple[dict[str, list[dict[str, Any]]], dict[s
     return records, unlabelled
 
 
+def review_data(store: Store) -> ReviewData:
+    """The bench's queues and labels. A queue file that fails to load or run (a store too old for
+    a view a queue reads, say) becomes the error's text in the report, never a failed report:
+    the report is the run's record and must be written whatever the bench's state."""
+    with readonly_connection(store) as con:
+        bench_labels = tuple(execute(con, BENCH_LABELS_SQL).records())
+        counts = execute(con, HUMAN_PAIRS_SQL).records()[0]
+    queues: tuple[dict[str, Any], ...] = ()
+    error = None
+    try:
+        loaded = load_queues(None, store)
+        sizes = queue_sizes(store, loaded)
+        queues = tuple({"queue": q.name, "title": q.settings.title, "pairs": sizes[q.name]} for q in loaded)
+    except (CharterError, OSError) as exc:
+        error = str(exc)
+    return ReviewData(
+        queues=queues,
+        queue_error=error,
+        bench_labels=bench_labels,
+        human_pairs=int(counts["pairs"] or 0),
+        bench_pairs=int(counts["bench_pairs"] or 0),
+    )
+
+
 def gather_report_data(
     store: Store,
     *,
@@ -115,4 +168,5 @@ def gather_report_data(
         unlabelled_families=unlabelled,
         reward=reward,
         policy=policy,
+        review=review_data(store),
     )

@@ -4,7 +4,7 @@ The HTML carries its charts as inline SVG and its style inline, under a Content-
 that forbids loading anything, so it opens offline, from a CI artifact or an e-mail, exactly
 as it was written. The Markdown has the same tables without the charts, for terminals and CI
 logs. Both are rendered from one list of sections (``tasks.report.audit_sections``,
-``tasks.report.training_sections``), so they agree.
+``tasks.report.review_section``, ``tasks.report.training_sections``), so they agree.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from tasks.report.audit_sections import (
 )
 from tasks.report.blocks import Block, Figure, Note, Section, Table, format_value
 from tasks.report.data import ReportData, StageRecord, gather_report_data
+from tasks.report.review_section import review_section
 from tasks.report.training_sections import policy_section, reward_section, scoreboard_section
 from tasks.store.store import Store
 
 __all__ = ["ReportPaths", "StageRecord", "render_html", "render_markdown", "write_report"]
 
-# The report's sections, in reading order: the headline, what ran, the audit, then training.
+# The report's sections, in reading order: the headline, what ran, the audit, what people should
+# review next, then training.
 SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
     headline_section,
     stages_section,
@@ -44,6 +46,7 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
     coverage_section,
     calibration_section,
     disagreements_section,
+    review_section,
     reward_section,
     policy_section,
     scoreboard_section,
@@ -210,5 +213,8 @@ def _md_table(table: Table) -> str:
 
 
 def _md_text(text: str) -> str:
-    """One line of table-safe text: newlines folded, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """One line of table-safe text: newlines folded, pipes escaped, and ``&``/``<``/``>`` as
+    entities, so model output or an annotator's name cannot become HTML where the Markdown
+    is rendered."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(escaped.split()).replace("|", "\\|")

@@ -29,6 +29,7 @@ AUDIT_QUERIES = {
     ),
     "position_consistency": "select * from position_consistency",
     "length_bias": "select * from length_bias",
+    "human_position_bias": "select * from human_position_bias",
     "calibration_error": "select * from calibration_error",
     "ai_disagreements": (
         "select family, judge_model, principle_id, ai_confidence, ai_vote, human_vote, prompt"
