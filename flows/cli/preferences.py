@@ -91,7 +91,10 @@ def merge(
 )
 def export(
     kind: Annotated[
-        str, typer.Argument(help="preferences (a merged set), sft or revisions (critique chains).")
+        str,
+        typer.Argument(
+            help="preferences (a merged set), sft or revisions (critique chains), or review (a queue)."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file or dataset folder to write.")],
     fmt: FormatOption = "jsonl",
@@ -104,6 +107,12 @@ def export(
     ] = None,
     constitution: Annotated[
         Path | None, typer.Option(help="sft/revisions: the constitution the chains were critiqued with.")
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option(help="review: the queue to export (--format label-studio|argilla).")
+    ] = None,
+    queues: Annotated[
+        Path | None, typer.Option(help="review: the queue file (default: the bundled one).")
     ] = None,
     *,
     backend: BackendSettings,
@@ -119,8 +128,11 @@ def export(
     from tasks.critique.plan import chain_states
     from tasks.store.exports import preference_records, sft_records, write_records
 
-    if kind not in ("preferences", "sft", "revisions"):
-        raise CharterError(f"unknown export {kind!r}: choose preferences, sft or revisions")
+    if kind not in ("preferences", "sft", "revisions", "review"):
+        raise CharterError(f"unknown export {kind!r}: choose preferences, sft, revisions or review")
+    if kind == "review":
+        _export_queue(Store.existing(store), queue, queues, fmt, output, selection.limit)
+        return
     _check_export_options(fmt, style)
     if kind == "preferences":
         _export_set(Store.existing(store), set_id, output, fmt, style)
@@ -142,6 +154,25 @@ def export(
         f"[green]wrote[/green] {len(records)} {kind} records to {path} "
         f"({incomplete} chains not complete, {skipped} unchanged by revision skipped)"
     )
+
+
+def _export_queue(
+    store: Store, queue: str | None, queues: Path | None, fmt: str, output: Path, limit: int | None
+) -> None:
+    from tasks.review.exports import FORMATS as REVIEW_FORMATS
+    from tasks.review.exports import queue_export, write_review_export
+    from tasks.review.settings import ReviewSettings
+
+    if queue is None:
+        raise CharterError("export review needs --queue NAME (see datasets/review/queues.yaml)")
+    if fmt not in REVIEW_FORMATS:
+        raise CharterError(f"export review needs --format {' or '.join(REVIEW_FORMATS)}, not {fmt!r}")
+    defaults = ReviewSettings()
+    records = queue_export(
+        store, queue, fmt, queues_path=queues, limit=limit or defaults.snapshot_size, seed=defaults.seed
+    )
+    path = write_review_export(records, output, fmt)
+    out.print(f"[green]wrote[/green] {len(records)} items of queue {queue} as {fmt} to {path}")
 
 
 def _check_export_options(fmt: str, style: str) -> None:

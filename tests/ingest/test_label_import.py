@@ -386,6 +386,6 @@ def test_same_content_under_another_path_adds_nothing(run: RunContext, tmp_path:
 def test_unknown_format_and_missing_file(store: Store, tmp_path: Path) -> None:
     run = RunContext(run_id="r", flow="t", store=store, parameters={})
     with pytest.raises(InputError, match="unknown label format"):
-        ingest_label_file(run, SAMPLE_LABELS, "csv")
+        ingest_label_file(run, SAMPLE_LABELS, "excel")
     with pytest.raises(InputError, match="file not found"):
         ingest_label_file(run, tmp_path / "absent.jsonl", "charter")

@@ -1,8 +1,10 @@
 """Human pairwise preference labels: one module per annotation tool's format, plus the import itself.
 
 :mod:`.importer` parses a file in any format and writes it to the store; :mod:`.label_rows`
-builds the row every format produces; :mod:`.charter_jsonl`, :mod:`.hh_rlhf` and
-:mod:`.label_studio` each read one format.
+builds the row every format produces (and says what a label's id hashes); :mod:`.sources`
+holds what several readers share (``datasets`` folders, conversations); :mod:`.charter_jsonl`,
+:mod:`.hh_rlhf`, :mod:`.label_studio`, :mod:`.argilla`, :mod:`.csv_labels` and
+:mod:`.trl_preferences` each read one format.
 """
 
 from tasks.ingest.human_labels.importer import (

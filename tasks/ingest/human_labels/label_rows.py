@@ -2,6 +2,16 @@
 
 Kept apart from the import logic so each format's module can build rows without importing
 the module that dispatches to it.
+
+A label's id says which vote it is, not which file carried it. Annotation tools export
+cumulatively (each Label Studio or Argilla export holds every earlier annotation plus the
+new ones) and files get re-saved (CRLF line endings, a BOM, another folder), so an id that
+hashed the file would add every old vote again on each import. Where the tool gives the
+annotation an id of its own, the label id hashes that id with the vote; otherwise it hashes
+the vote's content (pair, annotator, preferred response, confidence, comment). Either way
+a re-import adds only what is new, and a changed vote is a new label whose later
+``created_at`` makes it the annotator's current one in ``human_votes``. The file, its
+sha256 and the row stay in the row as provenance.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from tasks.ingest.prompt_sets import prompt_record
 
 @dataclass(frozen=True)
 class LabelOrigin:
-    """Where a label came from: enough to find the row again and to make re-imports idempotent."""
+    """Where a label came from: enough to find the row again (provenance, not identity)."""
 
     source_format: str
     source_file: str
@@ -40,23 +50,29 @@ def human_label_row(
     source_row: int,
     confidence: float | None = None,
     comment: str | None = None,
+    identity: dict[str, Any] | None = None,
+    a_shown_first: bool = False,
+    ai_shown: bool | None = None,
 ) -> dict[str, Any]:
-    """One ``human_labels`` row; ``choice`` is relative to the order of ``response_a``/``response_b``."""
+    """One ``human_labels`` row; ``choice`` is relative to the order of ``response_a``/``response_b``.
+
+    ``identity`` is the annotation's own id in the tool that exported it (for example
+    ``{"annotation_id": 17, "updated_at": "..."}``), when it has one; see the module docstring.
+    ``a_shown_first`` says the source knows ``response_a`` was shown first (on the left), so
+    ``shown_first`` can record it for ``human_position_bias``; ``ai_shown`` whether the AI's
+    verdict was shown with the pair (None: unknown). Neither is part of the label's id.
+    """
     prompt = prompt_record(messages, prompt_set="labels", family=None).prompt_id
     a_id, b_id = response_id(response_a), response_id(response_b)
     pair = pair_id(prompt, a_id, b_id)
     preferred = {"a": a_id, "b": b_id, "tie": None}[choice]
+    vote = {"pair_id": pair, "preferred": preferred, "confidence": confidence, "comment": comment}
+    if identity:
+        key = {**vote, "format": origin.source_format, "tool_id": identity}
+    else:
+        key = {**vote, "annotator": annotator}
     return {
-        "label_id": content_id(
-            "human_label",
-            {
-                "pair_id": pair,
-                "annotator": annotator,
-                "preferred": preferred,
-                "source_sha256": origin.source_sha256,
-                "source_row": source_row,
-            },
-        ),
+        "label_id": content_id("human_label", key),
         "pair_id": pair,
         "prompt_id": prompt,
         "response_a_id": a_id,
@@ -73,4 +89,6 @@ def human_label_row(
         "source_file": origin.source_file,
         "source_sha256": origin.source_sha256,
         "source_row": source_row,
+        "shown_first": ("first" if a_id < b_id else "second") if a_shown_first else None,
+        "ai_shown": ai_shown,
     }
