@@ -58,16 +58,22 @@ def add_annotator(
     settings: ReviewSettings,
     store: StoreOption = DEFAULT_STORE_PATH,
 ) -> None:
-    """Create an annotator (or a viewer) and print their login link; only its hash is stored."""
-    from tasks.review.bench import bench_address, login_link
+    """Create an annotator (or a viewer) and print their login link; only its hash is stored.
+
+    The link points at the bench serving this store when one runs (whatever its port), else
+    at --host and --port.
+    """
+    from tasks.review.bench import ServerLock, bench_address, login_link
     from tasks.review.labels import bench_path
     from tasks.review.state import BenchState
 
     if not name.strip() or len(name) > 100 or any(ord(c) < 32 for c in name):
         raise CharterError("an annotator name is 1-100 printable characters")
-    state = BenchState(bench_path(Store.existing(store)))
+    target = Store.existing(store)
+    state = BenchState(bench_path(target))
     token = state.add_annotator(name, "viewer" if viewer else "annotator", new_link=new_link)
-    link = login_link(bench_address(settings, settings.port), token)
+    address = ServerLock(target).serving_address() or bench_address(settings, settings.port)
+    link = login_link(address, token)
     out.print(
         f"{'viewer' if viewer else 'annotator'} {name}: open this link once to sign in", highlight=False
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -87,6 +88,19 @@ class ServerLock:
         self._handle.truncate()
         self._handle.write(f"pid {os.getpid()} at {address}\n")
         self._handle.flush()
+
+    def serving_address(self) -> str | None:
+        """The address of the bench that holds the lock now, or None when none serves."""
+        if not self.path.exists():
+            return None
+        with open(self.path) as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                found = re.search(r" at (\S+)", handle.read())
+                return found.group(1) if found and found.group(1).startswith("http") else None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return None
 
     def release(self) -> None:
         if self._handle is not None:
@@ -202,12 +216,14 @@ class Bench:
         with self._publish_lock:
             return publish(self.state, self.store, run_id)
 
-    def progress(self) -> list[dict[str, Any]]:
-        counts = {row["queue"]: row for row in self.state.progress()}
+    def progress(self, queue_name: str | None = None) -> list[dict[str, Any]]:
+        """Every queue's progress, or only ``queue_name``'s (one review page's)."""
+        counts = {row["queue"]: row for row in self.state.progress(queue_name)}
         empty = {"items": 0, "labelled_items": 0, "labels": 0, "annotators": 0}
         return [
             {"queue": name, "title": queue.settings.title, **counts.get(name, {**empty, "queue": name})}
             for name, queue in self.queues.items()
+            if queue_name is None or name == queue_name
         ]
 
 
