@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from tasks.core.errors import CharterError
 from tasks.review.audit import bench_audit
@@ -32,14 +33,21 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",  # login links carry a token in the URL
+    # Login links carry a token in the URL: never send it to another site. Not "no-referrer":
+    # under that policy Chromium sends `Origin: null` with the page's own form posts, which
+    # the cross-origin check below must refuse.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 MAX_COMMENT = 2000
 
 
-def create_app(bench: Bench) -> FastAPI:
+def create_app(bench: Bench, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app; ``allowed_hosts`` (the names it is served under) refuses any other ``Host``
+    header, so a DNS-rebinding page cannot pass the Origin check as "this server"."""
     app = FastAPI(title="charter review", docs_url=None, redoc_url=None, openapi_url=None)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -61,10 +69,13 @@ def create_app(bench: Bench) -> FastAPI:
             )
         return session
 
-    def writer(request: Request, session: Session, csrf: str | None, annotator: str | None) -> None:
+    def same_origin(request: Request) -> None:
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
             raise HTTPException(403, "cross-origin write refused")
+
+    def writer(request: Request, session: Session, csrf: str | None, annotator: str | None) -> None:
+        same_origin(request)
         if not session.csrf_matches(csrf):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
         if session.role != "annotator":
@@ -84,7 +95,10 @@ def create_app(bench: Bench) -> FastAPI:
         return render(request, "login.html", token=token)
 
     @app.post("/login")
-    def login(token: Annotated[str, Form(max_length=200)]) -> Response:
+    def login(request: Request, token: Annotated[str, Form(max_length=200)]) -> Response:
+        # A sign-in posted from another site (login CSRF: the attacker's own link) is refused
+        # before the token is spent, or this browser would label in the attacker's name.
+        same_origin(request)
         opened = bench.state.log_in(token)
         if opened is None:
             raise HTTPException(403, "this login link is unknown or already used: ask for a new one")
@@ -125,7 +139,7 @@ def create_app(bench: Bench) -> FastAPI:
         return _review(request, session, name, page)
 
     def _review(request: Request, session: Session, name: str, page: Any) -> HTMLResponse:
-        progress = next(row for row in bench.progress() if row["queue"] == name)
+        progress = bench.progress(name)[0]
         last = bench.state.labels_of(session.annotator, limit=1)
         return render(
             request,

@@ -9,7 +9,6 @@ view, or returns no ``pair_id`` / ``priority`` column fails at start, naming the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -124,8 +123,14 @@ def _first_line(exc: Exception) -> str:
 
 
 def _as_subquery(sql: str) -> str:
-    # A trailing ';' or '-- comment' must not swallow the wrapper's closing parenthesis.
-    return re.sub(r";\s*$", "", sql.strip()) + "\n"
+    """``sql`` fit to sit inside the wrapper's parentheses: trailing ';'s and the comments after
+    them cut (found with DuckDB's own tokenizer, so a ';' in a string or comment is kept), and
+    a newline, so a trailing '-- comment' cannot swallow the closing parenthesis."""
+    tokens = [(at, kind) for at, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
+    end = len(sql)
+    while tokens and tokens[-1][1] == duckdb.token_type.operator and sql[tokens[-1][0]] == ";":
+        end = tokens.pop()[0]
+    return sql[:end] + "\n"
 
 
 def queue_snapshot(

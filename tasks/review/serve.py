@@ -81,7 +81,8 @@ def serve(store: Store, settings: ReviewSettings, announce: Callable[[str], None
                 + ", ".join(f"{name} {n}" for name, n in sizes.items())
                 + ")"
             )
-            config = uvicorn.Config(create_app(bench), log_level="warning", access_log=False)
+            hosts = ["*"] if settings.allow_remote else sorted({settings.host, *LOOPBACK_HOSTS})
+            config = uvicorn.Config(create_app(bench, hosts), log_level="warning", access_log=False)
             # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again under
             # the handler it found: make that handler an exception, so the publish below still runs.
             previous = signal.signal(signal.SIGTERM, _stopped)
