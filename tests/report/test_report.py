@@ -49,22 +49,11 @@ from tasks.store.runs import RunContext
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tasks.train.lineage import lineage_record, write_lineage
+from tests.browsers import chromium
 from tests.conftest import PROJECT_ROOT
 from tests.rule_cases import RULE_CASES, add_prompt_with_responses, store_with_rule_cases
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<script>alert('x')</script>"
 
@@ -505,24 +494,9 @@ def test_the_markdown_summary_carries_the_headline_numbers(built: dict[str, Any]
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's headless Chromium under chromedriver. Missing, it fails: CI must run this test."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.fail(
-            f"missing {', '.join(missing)}: `make browser` installs Debian's chromium and chromium-driver"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_window_size(1200, 900)
-    yield driver
-    driver.quit()
+    """Debian's headless Chromium under chromedriver, shared by this module's tests."""
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
 
 
 # Per figure: its section, its rendered size, the points of each polyline (as the browser parsed

@@ -20,8 +20,8 @@ from tasks.constitution.model import load_constitution
 from tasks.ingest.prompt_sets import prompt_record
 from tasks.store.sql import run_query
 from tasks.store.store import Store
+from tests.browsers import chromium
 from tests.conftest import run_charter
-from tests.report.test_report import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from tests.review.conftest import CASES, CONSTITUTION, Case, _judged
 from tests.review.test_review_server import add_annotator, serving
 
@@ -41,24 +41,9 @@ MERGE_POLICY = Path("datasets") / "healthcare-scheduling" / "merge-policy.yaml"
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    """Debian's headless Chromium under chromedriver. Missing, it fails: CI must run this test."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.fail(
-            f"missing {', '.join(missing)}: `make browser` installs Debian's chromium and chromium-driver"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_window_size(1200, 900)
-    yield driver
-    driver.quit()
+    """Debian's headless Chromium under chromedriver (missing: the test fails, not skips)."""
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 @pytest.fixture
