@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/review.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)
