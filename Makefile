@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/review.py
+	$(BIN)/python bench/compact.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)

@@ -305,7 +305,12 @@ def make_labels(
         "source_sha256": pa.array(np.full(n_rows, "0" * 64, dtype=object), pa.string()),
         "source_row": pa.array(np.arange(1, n_rows + 1)),
     }
-    return pa.table(columns, schema=_data_schema("human_labels")), n_pairs
+    schema = _data_schema("human_labels")
+    # Columns only the review bench fills (which response it showed first, from which queue): NULL.
+    columns |= {
+        name: pa.nulls(n_rows, schema.field(name).type) for name in schema.names if name not in columns
+    }
+    return pa.table(columns, schema=schema), n_pairs
 
 
 def make_dataset(n_rows: int, seed: int = SEED) -> Dataset:

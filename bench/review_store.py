@@ -307,7 +307,7 @@ def linked_copy(base: Path, target: Path) -> Path:
 
 def check_labels(store: Path, sent: list[tuple[str, str, str]]) -> dict[str, Any]:
     """What landed in ``human_labels`` against what the clients were acknowledged."""
-    files = [str(f) for f in sorted((store / "tables" / "human_labels").glob("*.parquet"))]
+    files = [str(f) for f in Store(store).files("human_labels")]  # the manifest's files only
     rows = duckdb.sql(
         "select label_id, annotator, pair_id, source_sha256 from read_parquet($files, union_by_name = true) "
         "where source_format = 'review'",

@@ -32,6 +32,7 @@ def critique(
     families: list[str] | None = None,
     limit: int | None = None,
     runner: RunnerSettings | None = None,
+    prompt_ids: list[str] | None = None,
 ) -> CritiqueResult:
     """Critique and revise the stored generations of a prompt set against ``constitution`` (a YAML path).
 
@@ -40,7 +41,7 @@ def critique(
     """
     spec = concrete(backend or BackendSettings())
     settings = settings or CritiqueSettings()
-    selection = {"prompt_set": prompts, "families": families, "limit": limit}
+    selection = {"prompt_set": prompts, "families": families, "limit": limit, "prompt_ids": prompt_ids}
     target = Store.create(store)
     parameters = {
         "constitution": constitution,

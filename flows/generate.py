@@ -10,7 +10,8 @@ from prefect.runtime import flow_run
 
 from flows.results import BatchedResult
 from tasks.backends.settings import BackendSettings, concrete
-from tasks.generate.prefect_tasks import generate_batch, plan_generation
+from tasks.generate.prefect_tasks import choose_prompts, generate_batch, plan_generation
+from tasks.generate.selection import SelectionSettings
 from tasks.generate.settings import GenerateSettings
 from tasks.ingest.prefect_tasks import import_prompt_set
 from tasks.ingest.prompt_sets import default_prompt_set_name
@@ -24,6 +25,8 @@ class GenerateResult(BatchedResult):
     backend: str
     model_id: str
     prompts: int
+    selected: str = ""
+    """How ``select`` chose the prompts, in one line (e.g. that the set is exhausted); empty for ``all``."""
 
 
 @flow(name="generate")
@@ -35,16 +38,22 @@ def generate(
     families: list[str] | None = None,
     limit: int | None = None,
     runner: RunnerSettings | None = None,
+    selection: SelectionSettings | None = None,
+    prompt_ids: list[str] | None = None,
 ) -> GenerateResult:
     """``prompts`` is a prompt set in the store or a prompt-set JSONL file (imported first).
 
-    ``runner`` says where the batches run (default: in order, in this process). It changes no
-    row, so it is not one of the parameters the run records.
+    ``selection`` says which prompts (default ``all``: the first ``limit`` of the set); any other
+    is resolved once, before the run starts, and recorded in its parameters. ``prompt_ids``
+    takes exactly those prompts, in that order: the pipeline resolves its selection once for
+    every stage and passes it here. ``runner`` says where the batches run (default: in order,
+    in this process). It changes no row, so it is not one of the parameters the run records.
     """
     spec = concrete(backend or BackendSettings())
     settings = settings or GenerateSettings()
     sampling = settings.sampling_values()
     target = Store.create(store)
+    root = str(target.root)
     parameters = {
         "prompts": prompts,
         "backend": spec.model_dump(),
@@ -54,14 +63,23 @@ def generate(
         "limit": limit,
     }
     logger = get_run_logger()
+    chosen = None
+    if prompt_ids is not None:
+        parameters["prompt_ids"] = prompt_ids
+    elif selection is not None and selection.select != "all":
+        chosen = choose_prompts(root, prompts, selection, spec, sampling, families, limit, "generate", {})
+        prompt_ids = list(chosen.prompt_ids)
+        parameters["selection"] = chosen.record()
+        logger.info("%s", chosen.summary)
     logger.info("backend %s, model %s", spec.kind, spec.model or "embedded default")
     with recorded_run(target, "generate", parameters, run_id=flow_run.get_id()) as run:
         prompt_set = prompts
         if Path(prompts).is_file():
-            run.merge(import_prompt_set(str(target.root), run.run_id, prompts))
+            run.merge(import_prompt_set(root, run.run_id, prompts))
             prompt_set = default_prompt_set_name(prompts)
-        root = str(target.root)
-        plan = plan_generation(root, prompt_set, spec, sampling, settings.batch_size, families, limit)
+        plan = plan_generation(
+            root, prompt_set, spec, sampling, settings.batch_size, families, limit, prompt_ids
+        )
         pending = plan["pending"]
         logger.info(
             "%d prompts in %d batches; %d already generated, %d to go",
@@ -81,4 +99,5 @@ def generate(
         backend=spec.kind,
         model_id=plan["model_id"],
         prompts=plan["prompts"],
+        selected=chosen.summary if chosen else "",
     )

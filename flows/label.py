@@ -38,6 +38,7 @@ def label(
     families: list[str] | None = None,
     limit: int | None = None,
     runner: RunnerSettings | None = None,
+    prompt_ids: list[str] | None = None,
 ) -> LabelResult:
     """Label pairs of ``prompts``' responses (or the human-labelled pairs) against ``constitution``.
 
@@ -47,7 +48,7 @@ def label(
     spec = concrete(backend or BackendSettings())
     pairs = pairs or PairSettings()
     judge = judge or JudgeSettings()
-    selection = {"prompt_set": prompts, "families": families, "limit": limit}
+    selection = {"prompt_set": prompts, "families": families, "limit": limit, "prompt_ids": prompt_ids}
     target = Store.create(store)
     parameters = {
         "constitution": constitution,

@@ -18,12 +18,16 @@ from prefect.runtime import flow_run
 
 from flows.critique import critique
 from flows.generate import generate
+from flows.impact import impact
 from flows.ingest import ingest
 from flows.label import label
 from flows.merge import merge
 from flows.results import BatchedResult
 from flows.train import evaluate_policy, train_dpo, train_ppo, train_reward
+from tasks.backends.settings import concrete
 from tasks.core.errors import CharterError
+from tasks.generate.prefect_tasks import choose_prompts
+from tasks.generate.selection import Selection, SelectionSettings
 from tasks.merge.preference_sets import read_set
 from tasks.orchestration.pipeline_config import STAGES, PipelineSettings, Stage, load_pipeline_config
 from tasks.orchestration.prefect_tasks import release_models, write_run_report
@@ -49,20 +53,38 @@ class PipelineResult:
     report_markdown: str
 
 
+# The stages that work on the selected prompts (train and evaluate use the whole set), and what
+# each reports when the selection took none (the selection's own line says why, once).
+_SELECTED_STAGES = ("generate", "critique", "label")
+_NOTHING_SELECTED = "no prompts selected: nothing to do"
+
+
 @flow(name="pipeline")
 def pipeline(
-    config: str = DEFAULT_CONFIG, stages: list[Stage] | None = None, store: str | None = None
+    config: str = DEFAULT_CONFIG,
+    stages: list[Stage] | None = None,
+    store: str | None = None,
+    selection: SelectionSettings | None = None,
 ) -> PipelineResult:
-    """Run ``stages`` (default: all) of the pipeline ``config`` describes; ``store`` overrides its store."""
+    """Run ``stages`` (default: all) of the pipeline ``config`` describes; ``store`` overrides its
+    store, ``selection`` its ``prompts.select`` and ``prompts.seed`` (so the nightly deployment
+    takes unseen prompts from the config the on-demand one runs)."""
     settings = load_pipeline_config(config)
     if store:
         settings = settings.model_copy(update={"store": store})
+    if selection:
+        prompts = settings.prompts.model_copy(update=selection.model_dump())
+        settings = settings.model_copy(update={"prompts": prompts})
     chosen = [stage for stage in STAGES if stages is None or stage in stages]
     target = Store.create(settings.store)
     logger = get_run_logger()
     state = _PipelineState(settings)
     records: list[StageRecord] = []
     parameters = {"config": config, "stages": chosen, "settings": settings.model_dump(mode="json")}
+    if settings.prompts.select != "all" and set(_SELECTED_STAGES) & set(chosen):
+        state.selection = _resolved_selection(settings, str(target.root), chosen)
+        parameters["selection"] = state.selection.record()  # at the start: a killed run is resumed
+        logger.info("%s", state.selection.summary)
     with (
         recorded_run(target, "pipeline", parameters, run_id=flow_run.get_id()) as run,
         runner_session(settings.runner),
@@ -126,6 +148,7 @@ class _PipelineState:
 
     def __init__(self, config: PipelineSettings):
         self.config = config
+        self.selection: Selection | None = None  # None: select all, the config's families and limit
         self.set_id: str | None = None
         self.reward_checkpoint: str | None = None
         self.policy_checkpoint: str | None = None
@@ -133,6 +156,11 @@ class _PipelineState:
     @property
     def store(self) -> str:
         return self.config.store
+
+    @property
+    def nothing_selected(self) -> bool:
+        """The selection took no prompt (the set is exhausted): generate, critique and label skip."""
+        return self.selection is not None and self.selection.exhausted
 
     def latest_set(self) -> str:
         return self.set_id or read_set(Store.existing(self.store), None)[0]
@@ -153,22 +181,39 @@ def _ingest(state: _PipelineState) -> _StageOutcome:
     return _StageOutcome(dict(result.rows_added))
 
 
-def _selection(config: PipelineSettings) -> dict[str, str | list[str] | int | None]:
-    return {
-        "prompts": config.prompts.set_name,
-        "families": config.prompts.families,
-        "limit": config.prompts.limit,
-    }
+def _resolved_selection(config: PipelineSettings, store_root: str, stages: list[str]) -> Selection:
+    """The prompts generate, critique and label all take, resolved once before the run starts."""
+    prompts = config.prompts
+    return choose_prompts(
+        store_root,
+        prompts.file,
+        prompts.selection(),
+        concrete(config.policy_model.spec()),
+        config.generate.sampling_values(),
+        prompts.families,
+        prompts.limit,
+        "pipeline",
+        {"stages": stages},
+    )
+
+
+def _selection(state: _PipelineState) -> dict[str, str | list[str] | int | None]:
+    prompts = state.config.prompts
+    if state.selection is not None:
+        return {"prompts": prompts.set_name, "prompt_ids": list(state.selection.prompt_ids)}
+    return {"prompts": prompts.set_name, "families": prompts.families, "limit": prompts.limit}
 
 
 def _generate(state: _PipelineState) -> _StageOutcome:
     config = state.config
+    if state.nothing_selected:
+        return _StageOutcome(detail=_NOTHING_SELECTED)
     result = generate(
         store=state.store,
         backend=config.policy_model.spec(),
         settings=config.generate,
         runner=config.runner,
-        **{**_selection(config), "prompts": config.prompts.file},  # a file: imported if it is new
+        **{**_selection(state), "prompts": config.prompts.file},  # a file: imported if it is new
     )
     return _StageOutcome.of(result)
 
@@ -177,13 +222,15 @@ def _critique(state: _PipelineState) -> _StageOutcome:
     config = state.config
     if not config.critique.enabled:
         return _StageOutcome(detail="critique disabled in the config")
+    if state.nothing_selected:
+        return _StageOutcome(detail=_NOTHING_SELECTED)
     result = critique(
         store=state.store,
         constitution=config.constitution,
         backend=config.policy_model.spec(),
         settings=config.critique.stage(),
         runner=config.runner,
-        **_selection(config),
+        **_selection(state),
     )
     return _StageOutcome.of(result)
 
@@ -193,8 +240,11 @@ def _label(state: _PipelineState) -> _StageOutcome:
     config = state.config
     rows_added: dict[str, int] = {}
     skipped = pairs = 0
-    for mode in config.label.pairs:
-        selection = _selection(config) if mode != "human" else {}
+    modes = [mode for mode in config.label.pairs if mode == "human" or not state.nothing_selected]
+    if not modes:
+        return _StageOutcome(detail=_NOTHING_SELECTED)
+    for mode in modes:
+        selection = _selection(state) if mode != "human" else {}
         result = label(
             store=state.store,
             constitution=config.constitution,
@@ -209,7 +259,25 @@ def _label(state: _PipelineState) -> _StageOutcome:
             rows_added[table] = rows_added.get(table, 0) + rows
         skipped += result.batches_skipped
         pairs += result.pairs
-    return _StageOutcome(rows_added, skipped, f"{pairs} pairs in {len(config.label.pairs)} modes")
+    return _StageOutcome(rows_added, skipped, f"{pairs} pairs in {len(modes)} modes")
+
+
+def _impact(state: _PipelineState) -> _StageOutcome:
+    """The config's constitution against ``impact.against``, judged as the label stage judges,
+    merged under the merge stage's policy."""
+    config = state.config
+    if config.impact is None:
+        return _StageOutcome(detail="no impact section in the config")
+    result = impact(
+        store=state.store,
+        constitution=config.constitution,
+        against=config.impact.old_constitution,
+        backend=config.judge_spec,
+        judge=config.label.judge,
+        policy=config.merge_policy(),
+        batch_size=config.impact.batch_size,
+    )
+    return _StageOutcome.of(result, detail=f"report {result.report_html}")
 
 
 def _merge(state: _PipelineState) -> _StageOutcome:
@@ -277,6 +345,7 @@ _STAGE_RUNNERS: dict[str, Callable[[_PipelineState], _StageOutcome]] = {
     "generate": _generate,
     "critique": _critique,
     "label": _label,
+    "impact": _impact,
     "merge": _merge,
     "train": _train,
     "evaluate": _evaluate,

@@ -80,13 +80,19 @@ def backend_options(role: str | None = None, prefix: str = "") -> Options:
 
 
 def prefect_environment() -> None:
-    """Defaults for running flows from the CLI, before Prefect is imported (users' settings win).
+    """Defaults for running flows from the CLI, before Prefect is imported (users' settings win),
+    and how they stop: on SIGINT/SIGTERM, with Prefect's temporary server going with them.
 
     This machine is offline (Prefect's telemetry only logs errors), and on a loaded 2-core
     machine the ephemeral API server can take longer than Prefect's default 20 s to start.
     """
+    from tasks.orchestration.prefect_server import temporary_server_dies_with_this_process
+    from tasks.orchestration.stopping import stop_on_signals
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    stop_on_signals()
+    temporary_server_dies_with_this_process()
 
 
 def checked_backend(spec: BackendSettings) -> BackendSettings:

@@ -1,4 +1,5 @@
-"""``charter constitution``: validate, show, diff and import constitution files (read-only, instant)."""
+"""``charter constitution``: validate, show, diff and import constitution files (read-only, instant),
+and ``impact``: what an edit does to the stored labels (a flow, like the stage commands)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,30 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from flows.cli.common import err, out
+from flows.cli.common import (
+    DEFAULT_STORE_PATH,
+    StoreOption,
+    backend_options,
+    checked_backend,
+    err,
+    out,
+    prefect_environment,
+)
+from flows.cli.options import Flag, Options, settings_options
+from tasks.backends.settings import BackendSettings, choose_kind
 from tasks.constitution.diff import diff_constitutions
 from tasks.constitution.importers import IMPORT_FORMATS, import_anthropic, slugify
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError, InputError
 from tasks.core.files import write_atomically
+from tasks.impact.settings import ImpactSettings
+from tasks.label.judge import JudgeSettings
+from tasks.merge.policy import MergeSettings, load_merge_policy
 
 constitution_app = typer.Typer(
-    name="constitution", help="Validate, show, diff and import constitution files.", no_args_is_help=True
+    name="constitution",
+    help="Validate, show, diff and import constitution files, and measure an edit's impact.",
+    no_args_is_help=True,
 )
 
 
@@ -141,4 +157,67 @@ def constitution_import(
     out.print(
         f"[green]wrote[/green] {output}: {len(constitution.principles)} principles, "
         f"id {constitution.constitution_id[:12]}"
+    )
+
+
+@constitution_app.command("impact")
+@settings_options(
+    backend=backend_options("Judge"),
+    judge=Options(
+        JudgeSettings,
+        only=("template_path", "cot_tokens", "cot_clamp"),
+        flags={"template_path": Flag(names=("--template",), path=True)},
+    ),
+    stage=Options(ImpactSettings),
+)
+def constitution_impact(
+    old: Annotated[Path, typer.Argument(help="The constitution the stored labels were made under.")],
+    new: Annotated[Path, typer.Argument(help="The edited constitution.")],
+    policy: Annotated[
+        Path | None, typer.Option(help="Merge policy YAML for both merges (default: charter merge's).")
+    ] = None,
+    *,
+    backend: BackendSettings,
+    judge: JudgeSettings,
+    stage: ImpactSettings,
+    store: StoreOption = DEFAULT_STORE_PATH,
+) -> None:
+    """Judge again under NEW only the stored labels whose principle changed (with the judge they
+    were made with); report flips, agreement with people and the preference rows that change."""
+    from tasks.impact.measure import store_plan
+    from tasks.store.store import Store
+
+    old_version, new_version = load_constitution(old), load_constitution(new)
+    judge.template()  # a bad template fails here, before any work
+    merge_policy = load_merge_policy(policy) if policy else MergeSettings()
+    target = Store.existing(store)
+    spec = backend.model_copy(update={"kind": choose_kind(backend.kind)[0]})
+    plan = store_plan(target, old_version, new_version, spec, judge)
+    if not plan.changes:
+        out.print("no principle's meaning differs between OLD and NEW: nothing to judge again")
+        return
+    if plan.comparisons:  # only a changed comparison instruction needs the model
+        spec = checked_backend(backend)
+    out.print(
+        f"{sum(plan.labels_before.values())} labels under OLD's changed principles: "
+        f"{len(plan.comparisons)} to judge again, {len(plan.carried)} verdicts to carry over; "
+        f"rules checked again on {len(plan.recheck_pairs)} pairs"
+    )
+    prefect_environment()
+    from flows.impact import impact as impact_flow
+
+    result = impact_flow(
+        store=str(target.root),
+        constitution=str(new),
+        against=str(old),
+        backend=spec,
+        judge=judge,
+        policy=merge_policy,
+        batch_size=stage.batch_size,
+    )
+    out.print(Path(result.report_markdown).read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(
+        f"[green]impact complete[/green] (run {result.run_id}): {result.batches} judge batches "
+        f"({result.batches_skipped} already done), ai_labels +{result.added('ai_labels')}; "
+        f"report {result.report_html}"
     )

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import DEFAULT_STORE_PATH, PROJECT_ROOT, StoreOption, out, prefect_environment
+from flows.cli.common import DEFAULT_STORE_PATH, PROJECT_ROOT, StoreOption, err, out, prefect_environment
+from flows.cli.options import Options, settings_options
 from tasks.core.errors import CharterError
 from tasks.ingest.human_labels import FORMATS
 from tasks.ingest.label_files import LabelFileSettings, preflight
+from tasks.store.sql_settings import SqlSettings
 
 app = typer.Typer()
 
@@ -112,19 +114,31 @@ def import_labels_command(
 
 
 @app.command()
+@settings_options(settings=Options(SqlSettings))
 def sql(
     query: Annotated[str, typer.Argument(help="One SELECT statement over the store's tables and views.")],
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    *,
+    settings: SqlSettings,
     store: StoreOption = DEFAULT_STORE_PATH,
 ) -> None:
-    """Query the store with DuckDB SQL, read-only."""
+    """Query the store with DuckDB SQL, read-only, within --timeout and --memory-limit.
+
+    Ctrl+C stops the query (exit 130, SIGTERM 143); a store with symbolic links under
+    tables/ is refused.
+    """
     from flows.render import OUTPUT_FORMATS, print_result
-    from tasks.store.sql import run_query
+    from tasks.store.sql import QueryInterrupted, run_bounded_query
     from tasks.store.store import Store
 
     if fmt not in OUTPUT_FORMATS:
         raise CharterError(f"unknown --format {fmt!r}; formats: {', '.join(OUTPUT_FORMATS)}")
-    print_result(run_query(Store.existing(store), query), fmt, out)
+    try:
+        result = run_bounded_query(Store.existing(store), query, settings)
+    except QueryInterrupted as stop:
+        err.print(str(stop), highlight=False)
+        raise typer.Exit(stop.exit_code) from None
+    print_result(result, fmt, out)
 
 
 @app.command()

@@ -24,10 +24,12 @@ from flows.cli import (
     preferences,
     review,
     stages,
+    store,
     training,
 )
 from flows.cli.common import err
 from tasks.core.errors import CharterError
+from tasks.orchestration.stopping import Stopped
 
 app = typer.Typer(
     name="charter",
@@ -38,14 +40,27 @@ app = typer.Typer(
 )
 for group in (data.app, stages.app, preferences.app, training.app, checkpoints.app, pipeline.app):
     app.add_typer(group)  # nameless: the group's commands join the top level
-for named in (constitution.constitution_app, models.models_app, training.train_app, review.review_app):
+for named in (
+    constitution.constitution_app,
+    models.models_app,
+    training.train_app,
+    review.review_app,
+    store.store_app,
+):
     app.add_typer(named)
 
 
 def main() -> None:
-    """Entry point: user errors print as messages, not tracebacks, and exit 1."""
+    """Entry point: user errors print as messages, not tracebacks, and exit 1; a stop exits 130/143.
+
+    Flow commands stop on SIGINT and SIGTERM (:mod:`tasks.orchestration.stopping`, installed by
+    :func:`flows.cli.common.prefect_environment`): the run is recorded cancelled on the way here.
+    """
     try:
         app()
+    except Stopped as stop:
+        err.print(f"{stop}; run the same command again to resume where it stopped")
+        sys.exit(stop.exit_code)
     except CharterError as exc:
         err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
         sys.exit(1)

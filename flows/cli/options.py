@@ -178,7 +178,8 @@ def settings_options(**groups: Options) -> Callable[[Callable[..., Any]], Callab
 
 def _option_type(annotation: Any, flag: Flag) -> Any:
     """The type Typer parses: a path for file fields, a repeatable option for variable-length
-    tuples, and plain strings for enumerations, which the model checks (naming the flag)."""
+    tuples, and plain strings for enumerations and for a number-or-choice (``seed: 7`` or
+    ``date``), which the model checks (naming the flag)."""
     optional = type(None) in get_args(annotation)
     if flag.path:
         return Path | None if optional else Path
@@ -186,7 +187,9 @@ def _option_type(annotation: Any, flag: Flag) -> Any:
         get_origin(annotation) is list or ... in get_args(annotation)
     ):
         return list[_option_type(get_args(annotation)[0], flag)]
-    if get_origin(annotation) is Literal:
+    if get_origin(annotation) is Literal or any(
+        get_origin(member) is Literal for member in get_args(annotation)
+    ):
         return str
     return annotation
 

@@ -27,6 +27,7 @@ from tasks.backends.settings import BackendSettings, choose_kind
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError
 from tasks.critique.settings import CritiqueSettings
+from tasks.generate.selection import SelectionSettings
 from tasks.generate.settings import GenerateSettings
 from tasks.label.judge import JudgeSettings
 from tasks.label.pairs import PairSettings
@@ -45,6 +46,9 @@ def critique_options(skip: tuple[str, ...] = (), few_shot_help: str | None = Non
 @settings_options(
     backend=backend_options(),
     settings=Options(GenerateSettings, flags={"n": Flag(names=("-n", "--n"))}),
+    picking=Options(
+        SelectionSettings, flags={"seed": Flag(names=("--sample-seed",), parameter="sample_seed")}
+    ),
     selection=Options(PromptSelection),
     placement=Options(BatchPlacement),
 )
@@ -54,6 +58,7 @@ def generate(
     ],
     backend: BackendSettings,
     settings: GenerateSettings,
+    picking: SelectionSettings,
     selection: PromptSelection,
     placement: BatchPlacement,
     store: StoreOption = DEFAULT_STORE_PATH,
@@ -78,7 +83,10 @@ def generate(
             families=selection.family,
             limit=selection.limit,
             runner=where,
+            selection=picking,
         )
+    if result.selected:
+        out.print(result.selected, markup=False, highlight=False)
     out.print(
         f"[green]generate complete[/green] (run {result.run_id}): {result.prompts} prompts, "
         f"{result.batches} batches ({result.batches_skipped} already done), "

@@ -26,6 +26,7 @@ from tasks.constitution.model import Constitution, Principle
 from tasks.core.conversation import Message, messages_problem
 from tasks.core.errors import CharterError, InputError, Problem
 from tasks.core.hashing import content_id
+from tasks.core.progress import progress
 from tasks.core.records import checked_jsonl
 from tasks.generate.generation import PromptItem
 
@@ -181,48 +182,51 @@ def run_rounds(
     """Run every missing round of every chain, batching each round across the chains; returns new rows."""
     rows: list[dict[str, Any]] = []
     constitution_id = constitution.constitution_id
-    for round_index in range(config.rounds):
-        active = [s for s in states if s.next_round == round_index]
-        if not active:
-            continue
-        principles = [sample_principle(constitution, s.item, round_index, config.seed) for s in active]
-        ids = [
-            critique_id(s.item, round_index, p, s.input_text, backend.model_id, backend.name, config)
-            for s, p in zip(active, principles, strict=True)
-        ]
-        seeds = [int(i[:15], 16) for i in ids]
-        asks = [
-            critique_messages(s.item, s.input_text, p, config.few_shot)
-            for s, p in zip(active, principles, strict=True)
-        ]
-        critiques = _one_each(backend, asks, config, config.critique_tokens, seeds)
-        revisions = _one_each(
-            backend,
-            [revision_messages(ask, c, p) for ask, c, p in zip(asks, critiques, principles, strict=True)],
-            config,
-            config.revision_tokens,
-            [seed + 1 for seed in seeds],
-        )
-        for state, principle, row_id, critique, revision in zip(
-            active, principles, ids, critiques, revisions, strict=True
-        ):
-            row = {
-                "critique_id": row_id,
-                "generation_id": state.item.generation_id,
-                "prompt_id": state.item.prompt.prompt_id,
-                "round": round_index,
-                "principle_id": principle.id,
-                "principle_hash": principle.principle_hash,
-                "constitution_id": constitution_id,
-                "model": backend.model_id,
-                "input_text": state.input_text,
-                "critique": critique,
-                "revision": revision or state.input_text,
-            }
-            rows.append(row)
-            state.done.append(row)
-            state.input_text = row["revision"]
-            state.next_round += 1
+    left = sum(max(config.rounds - s.next_round, 0) for s in states)
+    with progress("critique rounds", total=left, unit="rounds") as bar:
+        for round_index in range(config.rounds):
+            active = [s for s in states if s.next_round == round_index]
+            if not active:
+                continue
+            principles = [sample_principle(constitution, s.item, round_index, config.seed) for s in active]
+            ids = [
+                critique_id(s.item, round_index, p, s.input_text, backend.model_id, backend.name, config)
+                for s, p in zip(active, principles, strict=True)
+            ]
+            seeds = [int(i[:15], 16) for i in ids]
+            asks = [
+                critique_messages(s.item, s.input_text, p, config.few_shot)
+                for s, p in zip(active, principles, strict=True)
+            ]
+            critiques = _one_each(backend, asks, config, config.critique_tokens, seeds)
+            revisions = _one_each(
+                backend,
+                [revision_messages(ask, c, p) for ask, c, p in zip(asks, critiques, principles, strict=True)],
+                config,
+                config.revision_tokens,
+                [seed + 1 for seed in seeds],
+            )
+            for state, principle, row_id, critique, revision in zip(
+                active, principles, ids, critiques, revisions, strict=True
+            ):
+                row = {
+                    "critique_id": row_id,
+                    "generation_id": state.item.generation_id,
+                    "prompt_id": state.item.prompt.prompt_id,
+                    "round": round_index,
+                    "principle_id": principle.id,
+                    "principle_hash": principle.principle_hash,
+                    "constitution_id": constitution_id,
+                    "model": backend.model_id,
+                    "input_text": state.input_text,
+                    "critique": critique,
+                    "revision": revision or state.input_text,
+                }
+                rows.append(row)
+                state.done.append(row)
+                state.input_text = row["revision"]
+                state.next_round += 1
+            bar.advance(len(active))
     return rows
 
 

@@ -26,7 +26,11 @@ def chain_states(
 ) -> list[ChainState]:
     """Every selected generation's chain, followed through the rounds already stored."""
     prompts = select_prompts(
-        store, selection["prompt_set"], families=selection["families"], limit=selection["limit"]
+        store,
+        selection["prompt_set"],
+        families=selection["families"],
+        limit=selection["limit"],
+        prompt_ids=selection.get("prompt_ids"),
     )
     items = [
         GenerationItem(generation_id=gid, prompt=prompt, text=text)

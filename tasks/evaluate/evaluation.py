@@ -25,6 +25,7 @@ from tasks.backends.models import ResolvedModel
 from tasks.backends.settings import BackendSettings, concrete, model_identity
 from tasks.constitution.model import Constitution, load_constitution
 from tasks.core.errors import CharterError
+from tasks.core.progress import progress
 from tasks.evaluate.scoreboard import (
     LengthCheck,
     behaviour,
@@ -210,19 +211,27 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
     conversations = [list(p.messages) for p in prompts]
     sample = {"max_tokens": settings.max_tokens, "temperature": 1.0, "seed": settings.seed}
     tuned_model = ResolvedModel(lineage["model_path"], f"{lineage['kind']}:{Path(checkpoint).name}")
-    with _opened(kind, tuned_model, options) as tuned:
-        tuned_texts = sample_responses(tuned, prompts, **sample)
-        tuned_logprobs = tuned.sequence_logprobs(conversations, tuned_texts)
-    with _opened(kind, ResolvedModel(lineage["base_model_path"], lineage["base_model"]), options) as base:
-        texts = {"base": sample_responses(base, prompts, **sample), "tuned": tuned_texts}
-        reference_logprobs = base.sequence_logprobs(conversations, tuned_texts)
-        log_ratios = [t - r for t, r in zip(tuned_logprobs, reference_logprobs, strict=True)]
-        base_judges = _judges_with_base(settings.judge_model, kind, lineage["base_model_path"], options)
-        judge_backend = base if settings.judge and base_judges else None
-        if judge_backend is not None or not settings.judge:
-            result = compare_with_base(
-                prompts, constitution, texts, log_ratios, reward_scorer=scorer, judge_backend=judge_backend
-            )
+    with progress("evaluation sampling", total=2 * len(prompts), unit="responses") as bar:
+        with _opened(kind, tuned_model, options) as tuned:
+            tuned_texts = sample_responses(tuned, prompts, **sample)
+            bar.advance(len(prompts))
+            tuned_logprobs = tuned.sequence_logprobs(conversations, tuned_texts)
+        with _opened(kind, ResolvedModel(lineage["base_model_path"], lineage["base_model"]), options) as base:
+            texts = {"base": sample_responses(base, prompts, **sample), "tuned": tuned_texts}
+            bar.advance(len(prompts))
+            reference_logprobs = base.sequence_logprobs(conversations, tuned_texts)
+            log_ratios = [t - r for t, r in zip(tuned_logprobs, reference_logprobs, strict=True)]
+            base_judges = _judges_with_base(settings.judge_model, kind, lineage["base_model_path"], options)
+            judge_backend = base if settings.judge and base_judges else None
+            if judge_backend is not None or not settings.judge:
+                result = compare_with_base(
+                    prompts,
+                    constitution,
+                    texts,
+                    log_ratios,
+                    reward_scorer=scorer,
+                    judge_backend=judge_backend,
+                )
     if settings.judge and judge_backend is None:  # another model: loaded once the base is closed
         judge_backend = load_backend(settings.judge_model)
         result = compare_with_base(
@@ -239,6 +248,7 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
         "win_rates": result.wins,
         "length_check": asdict(result.length) if result.length else None,
         "responses": result.responses,
+        "sampling": bar.figures().as_dict(),
     }
     write_json_atomically(path, report)
     return report

@@ -11,7 +11,7 @@ uninterrupted run's.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
@@ -35,31 +35,48 @@ class PromptItem:
 
 
 def select_prompts(
-    store: Store, prompt_set: str, *, families: Sequence[str] | None = None, limit: int | None = None
+    store: Store,
+    prompt_set: str,
+    *,
+    families: Sequence[str] | None = None,
+    limit: int | None = None,
+    prompt_ids: Sequence[str] | None = None,
 ) -> list[PromptItem]:
     """The prompt set's conversations, optionally only some families, at most ``limit`` of them.
 
-    Prompts come round-robin across families (each family in source-id order), so a small
-    ``limit`` still covers every family and the order, and so the batches, are reproducible.
+    Prompts come round-robin across families (:func:`ordered_prompts`), so a small ``limit``
+    still covers every family and the order, and so the batches, are reproducible.
+    ``prompt_ids`` (a selection resolved by :mod:`tasks.generate.selection`) keeps only those
+    prompts, in that order; ``families`` and ``limit`` still apply on top.
     """
     prompts = store.read("prompts", ["prompt_id", "prompt_set", "source_id", "family", "messages"])
     rows = prompts.filter(pc.equal(prompts["prompt_set"], prompt_set)).to_pylist()
     if not rows:
         known = sorted(set(prompts["prompt_set"].to_pylist()))
         raise CharterError(f"no prompt set {prompt_set!r} in the store; known: {', '.join(known) or 'none'}")
-    rows.sort(key=lambda r: (r["source_id"] or "", r["prompt_id"]))
     if families:
         wanted = set(families)
         rows = [r for r in rows if r["family"] in wanted]
+    items = ordered_prompts(
+        (row["source_id"], PromptItem(row["prompt_id"], row["family"], tuple(json.loads(row["messages"]))))
+        for row in rows
+    )
+    if prompt_ids is not None:
+        by_id = {item.prompt_id: item for item in items}
+        items = [by_id[prompt] for prompt in prompt_ids if prompt in by_id]
+    return items[:limit] if limit is not None else items
+
+
+def ordered_prompts(entries: Iterable[tuple[str | None, PromptItem]]) -> list[PromptItem]:
+    """(source id, prompt) entries in the order every selection starts from: round-robin across
+    families, each family in source-id order, each conversation once (its first entry)."""
     by_family: dict[str | None, list[PromptItem]] = {}
     seen: set[str] = set()
-    for row in rows:
-        if row["prompt_id"] not in seen:
-            seen.add(row["prompt_id"])
-            item = PromptItem(row["prompt_id"], row["family"], tuple(json.loads(row["messages"])))
-            by_family.setdefault(row["family"], []).append(item)
-    items = [item for group in zip_longest(*by_family.values()) for item in group if item is not None]
-    return items[:limit] if limit is not None else items
+    for _, item in sorted(entries, key=lambda entry: (entry[0] or "", entry[1].prompt_id)):
+        if item.prompt_id not in seen:
+            seen.add(item.prompt_id)
+            by_family.setdefault(item.family, []).append(item)
+    return [item for group in zip_longest(*by_family.values()) for item in group if item is not None]
 
 
 def stored_prompts(store: Store) -> dict[str, dict[str, Any]]:

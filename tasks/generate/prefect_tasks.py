@@ -1,7 +1,9 @@
-"""Prefect task wrappers for generation: plan the batches, then one task per batch."""
+"""Prefect task wrappers for generation: choose the prompts, plan the batches, then one task per batch."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
@@ -11,6 +13,7 @@ from tasks.backends.registry import open_backend
 from tasks.backends.settings import BackendSettings, model_identity
 from tasks.core.conversation import Message
 from tasks.generate.generation import PromptItem, batches, generate_rows, pending_batches, select_prompts
+from tasks.generate.selection import GenerationIdentity, Selection, SelectionSettings, resolve_selection
 from tasks.orchestration.task_options import task_context, task_options
 from tasks.store.store import Store
 
@@ -18,6 +21,33 @@ from tasks.store.store import Store
 def _item(data: dict[str, Any]) -> PromptItem:
     messages: tuple[Message, ...] = tuple(data["messages"])
     return PromptItem(prompt_id=data["prompt_id"], family=data["family"], messages=messages)
+
+
+@task(name="choose-prompts", **task_options())
+def choose_prompts(
+    store_root: str,
+    prompts: str,
+    settings: SelectionSettings,
+    spec: BackendSettings,
+    sampling: dict[str, Any],
+    families: list[str] | None,
+    limit: int | None,
+    flow: str,
+    scope: Mapping[str, Any],
+) -> Selection:
+    """Resolve a selection against the store as it is now, with today's UTC date for ``seed: date``."""
+    identity = GenerationIdentity(model_identity(spec).model_id, spec.kind, SamplingSettings(**sampling))
+    return resolve_selection(
+        Store(store_root),
+        prompts,
+        settings,
+        identity,
+        families=families,
+        limit=limit,
+        flow=flow,
+        scope=scope,
+        today=datetime.now(UTC).date(),
+    )
 
 
 @task(name="plan-generation", **task_options())
@@ -29,10 +59,11 @@ def plan_generation(
     batch_size: int,
     families: list[str] | None,
     limit: int | None,
+    prompt_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """The fixed batches of the prompt selection and which of them still need generating."""
     store = Store(store_root)
-    items = select_prompts(store, prompt_set, families=families, limit=limit)
+    items = select_prompts(store, prompt_set, families=families, limit=limit, prompt_ids=prompt_ids)
     planned = batches(items, batch_size)
     model_id = model_identity(spec).model_id
     todo = pending_batches(store, planned, model_id, spec.kind, SamplingSettings(**sampling))

@@ -119,7 +119,11 @@ def final_revisions(store: Store, generation_ids: Iterable[str]) -> dict[str, li
 def generated_pairs(store: Store, selection: dict, settings: PairSettings) -> PairPlan:
     """Pairs among a prompt set's generations and their final revisions (modes ``all``/``revision``)."""
     prompts = select_prompts(
-        store, selection["prompt_set"], families=selection.get("families"), limit=selection.get("limit")
+        store,
+        selection["prompt_set"],
+        families=selection.get("families"),
+        limit=selection.get("limit"),
+        prompt_ids=selection.get("prompt_ids"),
     )
     generations = generations_of(store, prompts)
     if not generations:

@@ -21,13 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tasks.backends.base import SamplingSettings
 from tasks.backends.settings import BackendKind, BackendSettings
+from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError, InputError, Problem, read_input_text
 from tasks.core.validation_messages import plain_message
 from tasks.core.yaml_source import LocatedDocument, dotted_path, load_located_yaml, validate_located
 from tasks.critique.settings import CritiqueSettings
 from tasks.evaluate.evaluation import EvaluationSettings
 from tasks.evaluate.settings import EvaluateSettings
+from tasks.generate.selection import DATE_SEED, SelectionSettings
 from tasks.generate.settings import GenerateSettings
+from tasks.impact.settings import ImpactStageSettings
 from tasks.ingest.label_files import LabelFileSettings, preflight
 from tasks.ingest.prompt_sets import default_prompt_set_name, load_prompt_set
 from tasks.label.settings import LabelSettings
@@ -36,8 +39,8 @@ from tasks.orchestration.runners import RunnerSettings, check_runnable
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 Location = tuple[str | int, ...]
-STAGES = ("ingest", "generate", "critique", "label", "merge", "train", "evaluate")
-Stage = Literal["ingest", "generate", "critique", "label", "merge", "train", "evaluate"]
+STAGES = ("ingest", "generate", "critique", "label", "impact", "merge", "train", "evaluate")
+Stage = Literal["ingest", "generate", "critique", "label", "impact", "merge", "train", "evaluate"]
 
 
 class _Section(BaseModel):
@@ -70,15 +73,26 @@ class ModelSettings(_Section):
         )
 
 
-class PromptsSettings(_Section):
+class PromptsSettings(SelectionSettings):
+    """The prompt set, and which of its prompts a run takes (``select``, ``seed``: the selection)."""
+
     file: str
     families: list[str] | None = None
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _seed_only_for_sample(self) -> PromptsSettings:
+        if self.seed != DATE_SEED and self.select != "sample":  # the default date is harmless
+            raise ValueError(f"seed is read only by select: sample, not select: {self.select}")
+        return self
 
     @property
     def set_name(self) -> str:
         """The name ingest gives the file's set (its folder's name for a ``prompts.jsonl``)."""
         return default_prompt_set_name(self.file)
+
+    def selection(self) -> SelectionSettings:
+        return SelectionSettings(select=self.select, seed=self.seed)
 
 
 class CritiqueStageSettings(CritiqueSettings):
@@ -135,6 +149,9 @@ class PipelineSettings(_Section):
     generate: GenerateSettings = GenerateSettings()
     critique: CritiqueStageSettings = CritiqueStageSettings()
     label: LabelSettings = LabelSettings()
+    # Optional: the labels of `constitution`'s changed principles judged again against an older
+    # version of it (`impact: {against: OLD.yaml}`); without it the impact stage does nothing.
+    impact: ImpactStageSettings | None = None
     merge: MergeStageSettings = MergeStageSettings()
     train: TrainStageSettings = TrainStageSettings()
     evaluate: EvaluateStageSettings = EvaluateStageSettings()
@@ -160,6 +177,7 @@ _PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("merge", "policy_file"),
     ("critique", "few_shot_path"),
     ("label", "judge", "template_path"),
+    ("impact", "against"),
 )
 
 
@@ -189,6 +207,8 @@ def _derived(config: PipelineSettings) -> list[tuple[Location, Callable[[], obje
         (("generate",), lambda: SamplingSettings(**config.generate.sampling_values())),
         (("critique",), lambda: config.critique.stage().config()),
         (("label", "judge"), config.label.judge.template),
+        *([(("impact", "against"), partial(load_constitution, config.impact.old_constitution))]
+          if config.impact else []),
         *((("label", "pairs", index), partial(config.label.pair_settings, mode))
           for index, mode in enumerate(config.label.pairs)),
         (("merge",), config.merge_policy),
@@ -264,7 +284,7 @@ def _resolved(
         parent = data
         for part in location[:-1]:
             parent = parent[part]
-        if parent.get(location[-1]):
+        if parent and parent.get(location[-1]):  # an optional section may be absent
             parent[location[-1]] = resolve(parent[location[-1]], location)
     for index, spec in enumerate(data["human_labels"]):
         spec["path"] = resolve(spec["path"], ("human_labels", index, "path"))

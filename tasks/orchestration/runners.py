@@ -2,9 +2,9 @@
 
 A Prefect flow's task runner is fixed when the flow is decorated, but charter chooses it per
 run (``--runner``, or a pipeline's setting), so the generate, critique and label flows enter
-the chosen runner themselves around their batches and submit each batch to it: the direct
-use of a task runner that Prefect documents (``with runner: runner.submit(task, parameters)``).
-Planning, imports and rule labels stay plain calls in the flow's own process.
+Ray's runner themselves around their batches and submit each batch to it: the direct use of a
+task runner that Prefect documents (``with runner: runner.submit(task, parameters)``). Local
+batches, planning, imports and rule labels are plain task calls in the flow's own thread.
 
 The rows cannot depend on the runner: every id is a content hash, generation is seeded per
 prompt and sample, and a batch's contents are fixed by the plan, not by where or when it runs.
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from tasks.backends.settings import BackendSettings
 from tasks.core.errors import CharterError
+from tasks.core.progress import progress
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -99,16 +100,10 @@ def check_api_reachable(spec: RunnerSettings, api_url: str | None) -> None:
 
 
 def task_runner(spec: RunnerSettings) -> TaskRunner:
-    """The Prefect task runner for ``spec`` (not yet entered).
-
-    ``local`` is a single worker thread: batches run one at a time in the order they were
-    submitted, in this process, because an in-process vLLM engine is not thread safe.
-    ``ray`` is prefect-ray's ``RayTaskRunner``: each batch is a Ray task on some worker.
+    """The Prefect task runner for a ``ray`` ``spec`` (not yet entered): prefect-ray's
+    ``RayTaskRunner``, each batch a Ray task on some worker. Local batches need none
+    (:func:`run_batches` calls them in the flow's own thread).
     """
-    if spec.kind == "local":
-        from prefect.task_runners import ThreadPoolTaskRunner
-
-        return ThreadPoolTaskRunner(max_workers=1)
     from prefect_ray import RayTaskRunner
 
     return RayTaskRunner(address=spec.address, init_kwargs=dict(spec.init_kwargs))
@@ -143,33 +138,44 @@ def run_batches(
 ) -> Iterator[R]:
     """Run ``task`` once per argument tuple in ``calls`` on ``spec``'s runner; yield the results in order.
 
-    Every batch is submitted at once (the runner decides how many run together), and results
-    come back in submission order, so the flow merges each into its run record as it arrives.
-    Nothing starts, neither Ray nor an engine, when there is nothing to run (a resumed flow).
-    If a batch fails the flow fails at once: the local runner drops the batches not yet
-    started; on a shared Ray cluster those already running may still land their rows, which
-    are content-addressed, so the rerun skips them.
+    Local batches run one after another in this thread (an in-process vLLM engine is not
+    thread safe), so a stop signal, raised in the main thread, abandons the batch in flight at
+    once (:mod:`tasks.orchestration.stopping`); a worker thread would finish it first and hold
+    the process until then. On Ray every batch is submitted at once (the runner decides how
+    many run together). Results come back in order, so the flow merges each into its run
+    record as it arrives, and a progress bar (or log line, :mod:`tasks.core.progress`) counts
+    them, named after the task. Nothing starts, neither Ray nor an engine, when there is
+    nothing to run (a resumed flow). If a batch fails the flow fails at once: locally the
+    batches not yet started never start; on a shared Ray cluster those already running may
+    still land their rows, which are content-addressed, so the rerun skips them.
     """
     if not calls:
         return
     with batch_runner(spec, backend) as runner:
-        futures = [submit(runner, task, *arguments) for arguments in calls]
-        for future in futures:
-            yield future.result()
+        if runner is None:
+            results = (task(*arguments) for arguments in calls)
+        else:
+            futures = [submit(runner, task, *arguments) for arguments in calls]
+            results = (future.result() for future in futures)
+        with progress(task.name, total=len(calls), unit="batches") as bar:
+            for result in results:
+                bar.advance()
+                yield result
 
 
 @contextmanager
-def batch_runner(spec: RunnerSettings | None, backend: BackendSettings) -> Iterator[TaskRunner]:
-    """The entered task runner a flow submits its batches to; on Ray, with the model engines up.
+def batch_runner(spec: RunnerSettings | None, backend: BackendSettings) -> Iterator[TaskRunner | None]:
+    """The entered Ray task runner a flow submits its batches to, with the model engines up;
+    None for local batches, which need no runner.
 
     Engines start before the first batch (see :mod:`tasks.backends.ray_engines`), so a model
     that cannot load fails the flow once, not every batch after its retries.
     """
     spec = spec or RunnerSettings()
+    if spec.kind == "local":
+        yield None
+        return
     with task_runner(spec) as runner:
-        if spec.kind == "local":
-            yield runner
-            return
         from tasks.backends.ray_engines import start_engines
 
         with _prefect_api_for_ray_workers(spec):

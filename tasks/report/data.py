@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import CharterError
+from tasks.impact.record import ImpactSummary, latest_impact
 from tasks.review.queues import load_queues, queue_sizes
 from tasks.store.audit import audit_summary
 from tasks.store.runs import code_version
@@ -95,6 +96,8 @@ class ReportData:
     reward: Checkpoint | None
     policy: Checkpoint | None
     review: ReviewData | None = None
+    impact: ImpactSummary | None = None
+    """The latest measured constitution edit (``charter constitution impact``), if any."""
 
 
 def load_checkpoint(path: str | Path | None, kinds: tuple[str, ...]) -> Checkpoint | None:
@@ -169,4 +172,5 @@ def gather_report_data(
         reward=reward,
         policy=policy,
         review=review_data(store),
+        impact=latest_impact(store),
     )

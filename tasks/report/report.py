@@ -28,6 +28,7 @@ from tasks.report.audit_sections import (
 )
 from tasks.report.blocks import Block, Figure, Note, Section, Table, format_value
 from tasks.report.data import ReportData, StageRecord, gather_report_data
+from tasks.report.impact_section import impact_section
 from tasks.report.review_section import review_section
 from tasks.report.training_sections import policy_section, reward_section, scoreboard_section
 from tasks.store.store import Store
@@ -47,6 +48,7 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
     calibration_section,
     disagreements_section,
     review_section,
+    impact_section,
     reward_section,
     policy_section,
     scoreboard_section,

@@ -2,12 +2,18 @@
 
 The events record the parameters, the code version, the constitutions and the content
 hashes of every input file, so any row (which carries ``run_id``) can be traced back to
-exactly what produced it, including runs that crashed.
+exactly what produced it, including runs that crashed. The closing event says how the run
+ended: ``completed``, ``failed`` (an error) or ``cancelled`` (stopped from outside: SIGINT,
+SIGTERM, a flow run cancelled through Prefect). A run killed outright (SIGKILL, a lost machine)
+writes none; each event also names the process that wrote it (host, pid and when the kernel
+started it), so :func:`run_liveness` can tell such a run from one still running.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import uuid
 from collections import Counter
@@ -19,8 +25,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from tasks.core.hashing import content_id, file_sha256
 from tasks.store.store import Store
+
+PROC = Path("/proc")
 
 
 @cache
@@ -92,6 +102,9 @@ class RunContext:
             "input_hashes": json.dumps(self.input_hashes, sort_keys=True),
             "rows_added": json.dumps(dict(sorted(self.rows_added.items()))) if status != "started" else None,
             "error": error,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "process_start": process_start(os.getpid()),
         }
 
 
@@ -99,12 +112,73 @@ class RunContext:
 def recorded_run(
     store: Store, flow: str, parameters: dict[str, Any], run_id: str | None = None
 ) -> Iterator[RunContext]:
-    """Record a run's start and end (completed, or failed with the error) around its body."""
+    """Record a run's start and end around its body: completed, failed with the error, or cancelled.
+
+    Only an ``Exception`` is a failure. The other ``BaseException``s come from outside the work:
+    :class:`tasks.orchestration.stopping.Stopped` (SIGINT or SIGTERM), Prefect's
+    ``TerminationSignal`` (SIGTERM during a flow run, or its runner cancelling the flow run),
+    ``KeyboardInterrupt``, ``SystemExit``: the run was cancelled, and says by what.
+    """
     context = RunContext(run_id=run_id or str(uuid.uuid4()), flow=flow, store=store, parameters=parameters)
     store.append("runs", [context._event("started")], context.run_id)
     try:
         yield context
-    except BaseException as exc:
+    except Exception as exc:
         store.append("runs", [context._event("failed", f"{type(exc).__name__}: {exc}")], context.run_id)
         raise
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        store.append("runs", [context._event("cancelled", reason)], context.run_id)
+        raise
     store.append("runs", [context._event("completed")], context.run_id)
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's mark of when process ``pid`` started (``<boot id>:<start time in ticks>``).
+
+    A pid is reused once its process is gone; the start time since boot, with the boot's id,
+    is not, so it tells the process that wrote a run's events from a later one with its pid.
+    None where there is no such process, or no ``/proc`` (not Linux): then nothing can be told.
+    """
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+        boot_id = (PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name (which may hold spaces): state is field 3,
+    # the start time field 22. A zombie (killed, not yet reaped) no longer runs.
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return f"{boot_id}:{fields[19]}"
+
+
+def run_liveness(store: Store) -> pa.Table:
+    """For each run still open (no closing event) begun on this machine: is its process alive?
+
+    What the SQL catalog's ``run_liveness`` table holds (``run_id``, ``alive``), from which
+    the ``run_summary`` view tells ``running`` from ``died``. A run left open by a process that
+    is gone was killed (SIGKILL, the OOM killer) or lost its machine. Runs begun on another
+    machine (a shared store) or recorded before events named their process are left out:
+    nothing here can tell whether they still run.
+    """
+    events = store.read("runs")  # every column: files written before events named their process lack those
+    rows = events.to_pylist() if "process_start" in events.column_names else []
+    closed = {row["run_id"] for row in rows if row["status"] != "started"}
+    host = socket.gethostname()
+    checked = {
+        row["run_id"]: process_start(row["pid"]) == row["process_start"]
+        for row in rows
+        if row["status"] == "started"
+        and row["run_id"] not in closed
+        and row["host"] == host
+        and row["process_start"] is not None
+    }
+    schema = pa.schema([("run_id", pa.string()), ("alive", pa.bool_())])
+    return pa.Table.from_pydict({"run_id": list(checked), "alive": list(checked.values())}, schema=schema)
+
+
+def live_run_ids(store: Store) -> set[str]:
+    """The runs whose process is running now, on this machine (see :func:`run_liveness`)."""
+    liveness = run_liveness(store).to_pylist()
+    return {row["run_id"] for row in liveness if row["alive"]}

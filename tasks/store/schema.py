@@ -226,13 +226,17 @@ TABLES: dict[str, TableSpec] = {
             [
                 pa.field("event_id", pa.string(), nullable=False),
                 pa.field("flow", pa.string(), nullable=False),
-                pa.field("status", pa.string(), nullable=False),  # started | completed | failed
+                pa.field("status", pa.string(), nullable=False),  # started | completed | failed | cancelled
                 pa.field("parameters", pa.string(), nullable=False),  # JSON
                 pa.field("code_version", pa.string(), nullable=False),
                 pa.field("constitution_ids", pa.list_(pa.string()), nullable=False),
                 pa.field("input_hashes", pa.string(), nullable=False),  # JSON {path: sha256}
                 pa.field("rows_added", pa.string()),  # JSON {table: n}, on the closing event
                 pa.field("error", pa.string()),
+                # The process that wrote the event: tells a killed run from a running one (runs.py).
+                pa.field("host", pa.string()),
+                pa.field("pid", pa.int64()),
+                pa.field("process_start", pa.string()),  # "<boot id>:<start ticks>", from /proc
             ],
         ),
     ]

@@ -16,13 +16,20 @@ the catalog carries those as the view's and the columns' comments (``duckdb_view
 order their ``from``/``join`` references require. The views that aggregate read only the
 narrow columns they need (ids, votes, times), never the response texts, so they stay fast
 at millions of labels.
+
+A session is bounded (:mod:`tasks.store.sql_settings`): its memory and temporary disk always,
+its query's time when the caller gives a timeout (``charter sql``: :func:`run_bounded_query`,
+which SIGINT and SIGTERM also stop). Every way out of a session removes its catalog folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +39,7 @@ import duckdb
 
 from tasks.core.errors import CharterError, ReadOnlyQueryError
 from tasks.store.schema import TABLES
+from tasks.store.sql_settings import SqlSettings
 from tasks.store.store import Store
 from tasks.store.view_files import ViewFile, audit_views
 
@@ -43,6 +51,10 @@ class QueryResult:
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+WORKDIR_PREFIX = "charter-sql-"
+"""Each session's catalog folder is ``<temp dir>/charter-sql-XXXX``, removed when it ends."""
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, view: ViewFile) -> None:
@@ -70,9 +82,11 @@ def _build_catalog(store: Store, path: Path) -> None:
             con.execute(f'create table "_schema_{name}" as select * from _schema_source')
             con.unregister("_schema_source")
             body = f'select * from "_schema_{name}"'
-            if store.files(name):
-                pattern = _quote(str(store.table_dir(name) / "*.parquet"))
-                body += f" union all by name select * from read_parquet({pattern}, union_by_name = true)"
+            # The files the manifest lists, each checked (not a glob, which would read a stray
+            # file or one compaction replaced); a failed check is a one-line error naming it.
+            if files := store.files(name):
+                listed = ", ".join(_quote(str(f)) for f in files)
+                body += f" union all by name select * from read_parquet([{listed}], union_by_name = true)"
             con.execute(f'create view "{name}" as {body}')
             con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
         for view in audit_views():
@@ -80,16 +94,48 @@ def _build_catalog(store: Store, path: Path) -> None:
         con.execute("commit")
 
 
+def _refuse_links(store: Store) -> None:
+    """Refuse a store with a symbolic link where DuckDB reads, before DuckDB opens.
+
+    DuckDB resolves links in the allowed folder once: a ``tables`` that links to ``/`` would
+    allow ``read_text('/etc/passwd')``. A linked table folder or Parquet file would put files
+    from elsewhere into the views (DuckDB refuses one whose target lies outside only when a
+    query reads it, table by table). Charter writes no links, so any link is refused. The
+    store's root is resolved when it is opened, so only a link below it can lead outside.
+    """
+    tables = store.root / "tables"
+    paths = [tables]
+    if tables.is_dir() and not tables.is_symlink():
+        for folder in tables.iterdir():
+            paths.append(folder)
+            if folder.is_dir() and not folder.is_symlink():
+                paths.extend(folder.iterdir())
+    linked = next((path for path in paths if path.is_symlink()), None)
+    if linked is not None:
+        raise CharterError(
+            f"{linked}: is a symbolic link (to {os.readlink(linked)}); charter sql reads only "
+            "files inside the store, so it refuses a store with links under tables/"
+        )
+
+
 @contextlib.contextmanager
-def readonly_connection(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection that can read the store and change nothing."""
-    workdir = Path(tempfile.mkdtemp(prefix="charter-sql-"))
+def readonly_connection(
+    store: Store, settings: SqlSettings | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection that can read the store and change nothing, within ``settings``'
+    memory (default: :class:`SqlSettings`'), spilling at most as much again to its own folder."""
+    _refuse_links(store)
+    memory = f"'{(settings or SqlSettings()).memory_limit_bytes()}B'"
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
     try:
         catalog = workdir / "catalog.duckdb"
         _build_catalog(store, catalog)
         con = duckdb.connect(str(catalog), read_only=True)
         try:
             tables_dir = str(store.root / "tables") + "/"
+            con.execute(f"set memory_limit = {memory}")
+            con.execute(f"set temp_directory = {_quote(str(workdir / 'spill'))}")
+            con.execute(f"set max_temp_directory_size = {memory}")
             con.execute(f"set allowed_directories = [{_quote(tables_dir)}]")
             con.execute("set enable_external_access = false")
             con.execute("set autoinstall_known_extensions = false")
@@ -118,21 +164,108 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         )
 
 
-def execute(con: duckdb.DuckDBPyConnection, query: str) -> QueryResult:
-    """Run one query on a :func:`readonly_connection` after the read-only check."""
+def execute(con: duckdb.DuckDBPyConnection, query: str, timeout: float | None = None) -> QueryResult:
+    """Run one query on a :func:`readonly_connection` after the read-only check; with ``timeout``,
+    a timer thread interrupts it after that many seconds (DuckDB stops within ~0.1 s)."""
     check_read_only(con, query)
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout, stop) if timeout is not None else None
     try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         relation = con.sql(query)
         return QueryResult(list(relation.columns), relation.fetchall())
+    except duckdb.InterruptException:
+        if timed_out.is_set():
+            raise CharterError(f"query stopped after {timeout:g} s (--timeout)") from None
+        raise CharterError("query interrupted") from None
+    except duckdb.OutOfMemoryException:
+        limit = con.sql("select current_setting('memory_limit')").fetchall()[0][0]
+        raise CharterError(
+            f"query needs more than {limit} of memory (--memory-limit; as much again may spill to disk)"
+        ) from None
     except duckdb.PermissionException as exc:
         raise ReadOnlyQueryError(
             f"charter sql is read-only and sees only the store's tables: {exc}"
         ) from None
     except duckdb.Error as exc:
         raise CharterError(f"query failed: {exc}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def run_query(store: Store, query: str) -> QueryResult:
     """Run one read-only query against the store."""
     with readonly_connection(store) as con:
         return execute(con, query)
+
+
+class QueryInterrupted(CharterError):
+    """SIGINT or SIGTERM stopped the query; ``charter sql`` exits 128 + the signal (130, 143)."""
+
+    def __init__(self, signum: int):
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({signal.Signals(signum).name})")
+
+
+class _SignalInterrupts:
+    """The SIGINT and SIGTERM handler of a session: it interrupts the session's query.
+
+    Raising from the handler is not enough: DuckDB runs Python's handlers while it executes
+    but holds back what they raise until the query ends (a runaway query: never). Its
+    ``interrupt()`` stops the query at once; the signal is remembered and raised after.
+    """
+
+    def __init__(self) -> None:
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        if self.connection is not None:
+            with contextlib.suppress(duckdb.Error):  # a connection already closed: nothing runs
+                self.connection.interrupt()
+
+    def raise_if_received(self) -> None:
+        if self.signum is not None:
+            raise QueryInterrupted(self.signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[_SignalInterrupts]:
+    """SIGINT and SIGTERM interrupt the session while it lasts (Python handles signals only in
+    the main thread; elsewhere, a server's request say, they keep their handlers)."""
+    handler = _SignalInterrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield handler
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield handler
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def run_bounded_query(store: Store, query: str, settings: SqlSettings) -> QueryResult:
+    """What ``charter sql`` runs: one read-only query within ``settings``' time and memory.
+
+    SIGINT or SIGTERM, at any point, ends it with :class:`QueryInterrupted` (instead of
+    DuckDB's traceback, or a SIGTERM that leaves the catalog folder behind), after the
+    session's folder is removed.
+    """
+    with _signals_interrupt() as signals:
+        try:
+            with readonly_connection(store, settings) as con:
+                signals.connection = con
+                signals.raise_if_received()  # one that came while the catalog was built
+                return execute(con, query, settings.timeout)
+        finally:
+            signals.raise_if_received()  # a signal wins over the query's result or error

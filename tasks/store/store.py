@@ -3,20 +3,29 @@
 
 Writes are append-only and idempotent: rows are keyed by content-hash ids and a row
 whose id is already stored is dropped, so re-running any step adds nothing. Each
-append takes an exclusive lock on its table and publishes one new file atomically
-(:mod:`tasks.core.files`: a hidden temporary file, fsynced, renamed into place); readers
-only ever see whole files, a crash leaves at most a hidden ``.partial`` file (cleaned up
-by the next writer), and concurrent writers serialise per table without losing rows.
+append takes an exclusive lock on its table, checks every stored file it builds on, and
+publishes one new file atomically (:mod:`tasks.core.files`: a hidden temporary file,
+fsynced, renamed into place) with its entry in the table's manifest
+(:mod:`tasks.store.manifest`); readers only ever see whole files, and only the files the
+manifest lists, checked against it. A crash leaves at most a hidden ``.partial`` file or a
+published file with no entry, both removed by the next writer, and concurrent writers
+serialise per table without losing rows.
+
+Stores made before manifests (store format 1) keep working: a table without a manifest is
+read as before, and the first append to it records its files under the lock (adopting
+them); ``charter store verify --adopt`` records every table's at once and marks the store
+format 2, in which a table with files but no manifest is an error, as in every new store.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +36,25 @@ import pyarrow.parquet as pq
 
 from tasks.core.errors import CharterError
 from tasks.core.files import PARTIAL_SUFFIX, atomic_target, write_atomically
+from tasks.store.manifest import (
+    FileEntry,
+    Manifest,
+    StoreIntegrityError,
+    TableFiles,
+    TableLock,
+    check_table,
+    read_manifest,
+    table_lock,
+    write_manifest,
+)
 from tasks.store.schema import TABLES, table_spec
 
 MARKER = "charter-store.json"
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: every table keeps a manifest; 1: tables may predate manifests
 DEFAULT_STORE = "store"
 ROW_GROUP_SIZE = 122_880
+# Page checksums let pyarrow (and other Parquet readers) check each page on its own.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
 
 
 class Store:
@@ -64,13 +86,28 @@ class Store:
             )
         return store
 
+    @cached_property
+    def legacy(self) -> bool:
+        """Whether this store predates manifests (format 1): its tables may have none yet."""
+        marker = self.root / MARKER
+        try:
+            return json.loads(marker.read_bytes())["format"] < STORE_FORMAT
+        except FileNotFoundError:
+            return False  # not created yet: it will be made in the current format
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CharterError(f"{marker}: not a charter store marker ({exc})") from None
+
     def table_dir(self, name: str) -> Path:
         table_spec(name)
         return self.root / "tables" / name
 
+    def _checked(self, name: str) -> TableFiles:
+        """The table's files with the cheap checks passed (size and footer of each, no strays)."""
+        return check_table(self.table_dir(name), full=False, legacy=self.legacy).raise_first()
+
     def files(self, name: str) -> list[Path]:
-        """The table's published Parquet files, oldest first."""
-        return sorted(self.table_dir(name).glob("*.parquet"))
+        """The table's published Parquet files, oldest first, each checked against the manifest."""
+        return self._checked(name).paths
 
     # -- reading --------------------------------------------------------------------------------
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -88,8 +125,10 @@ class Store:
             ).to_arrow_table()
 
     def count(self, name: str) -> int:
-        files = self.files(name)
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        state = self._checked(name)
+        if state.manifest is None:
+            return sum(pq.read_metadata(path).num_rows for path in state.paths)
+        return sum(entry.rows for entry in state.manifest.files)
 
     # -- writing --------------------------------------------------------------------------------
     def append(self, name: str, rows: Iterable[dict[str, Any]] | pa.Table, run_id: str) -> int:
@@ -108,50 +147,122 @@ class Store:
         )
         table = table.select(spec.schema.names).cast(spec.schema)
         table = _first_of_each_id(table, spec.id_column)
-        with self._table_lock(name):
-            self._remove_abandoned_partials(name)
-            existing = self._stored_ids(name, spec.id_column)
+        with self.writing(name) as write:
+            existing = _stored_ids(write.paths, spec.id_column)
             if existing is not None:
                 table = table.filter(pc.invert(pc.is_in(table[spec.id_column], value_set=existing)))
             if table.num_rows == 0:
                 return 0
-            self._publish(name, table)
+            entry = write.publish(
+                lambda path: pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE, **PARQUET_OPTIONS)
+            )
+            write.commit(write.manifest.with_file(entry))
         return table.num_rows
 
     @contextlib.contextmanager
-    def _table_lock(self, name: str) -> Iterator[None]:
+    def writing(self, name: str, *, adopt: bool = False) -> Iterator[TableWrite]:
+        """The table's one writer: its lock held, what dead writers left removed, every file fully
+        checked; a table without a manifest has its files recorded first where that is allowed
+        (a format-1 store, or ``adopt``), else the write stops at the error."""
         directory = self.table_dir(name)
-        directory.mkdir(parents=True, exist_ok=True)
-        with open(directory / ".lock", "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with table_lock(directory) as lock:
+            _clear_leftovers(directory, lock)
+            state = check_table(directory, full=True, legacy=self.legacy or adopt).raise_first()
+            manifest = state.manifest if state.manifest is not None else _adopt(name, state)
+            yield TableWrite(directory, lock, manifest)
 
-    def _remove_abandoned_partials(self, name: str) -> None:
-        # Only called under the table lock, so any partial file belongs to a writer that died.
-        for partial in self.table_dir(name).glob(f".*{PARTIAL_SUFFIX}"):
-            partial.unlink(missing_ok=True)
+    def adopt(self) -> dict[str, int]:
+        """Record the files of each table without a manifest (how many, by table), then mark the store
+        format 2: from then on a table whose manifest goes missing is an error, not an old table."""
+        adopted = {}
+        for name in TABLES:
+            if read_manifest(self.table_dir(name)) is None:
+                with self.writing(name, adopt=True) as write:
+                    adopted[name] = len(write.manifest.files)
+        write_atomically(self.root / MARKER, json.dumps({"format": STORE_FORMAT}))
+        self.__dict__.pop("legacy", None)
+        return adopted
 
-    def _stored_ids(self, name: str, id_column: str) -> pa.Array | None:
-        files = self.files(name)
-        if not files:
-            return None
-        with contextlib.closing(duckdb.connect()) as con:
-            ids = con.sql(
-                f'select "{id_column}" from read_parquet($files)', params={"files": [str(f) for f in files]}
-            ).to_arrow_table()
-        return ids.column(0).combine_chunks()
+    def verify(self) -> dict[str, TableFiles]:
+        """Every table's files fully checked (sha256 of every byte); nothing is raised or changed."""
+        return {name: check_table(self.table_dir(name), full=True, legacy=False) for name in TABLES}
 
-    def _publish(self, name: str, table: pa.Table) -> Path:
-        directory = self.table_dir(name)
+
+@dataclass
+class TableWrite:
+    """What :meth:`Store.writing` hands its writer: the folder, its lock and the checked manifest."""
+
+    directory: Path
+    lock: TableLock
+    manifest: Manifest
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.directory / entry.name for entry in self.manifest.files]
+
+    def publish(self, write_file: Callable[[Path], None]) -> FileEntry:
+        """A new Parquet file, made by ``write_file`` at a temporary path and renamed into place;
+        it is read by no one until :meth:`commit` records its entry."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        final = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        final = self.directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        self.lock.publishing(final.name)
         with atomic_target(final) as partial:
-            # Row groups of DuckDB's own size let its scans of one big file run on every core.
-            pq.write_table(table, partial, compression="zstd", row_group_size=ROW_GROUP_SIZE)
-        return final
+            write_file(partial)
+        return FileEntry.record(final)
+
+    def commit(self, manifest: Manifest) -> None:
+        write_manifest(self.directory, manifest)
+        self.manifest = manifest
+
+
+def _clear_leftovers(directory: Path, lock: TableLock) -> None:
+    """Under the table lock: remove what writers that died left behind, and retired files no
+    reader can still be reading."""
+    for partial in directory.glob(f".*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)
+    manifest = read_manifest(directory)
+    if manifest is not None:  # without one nothing can be told apart; adoption checks every file
+        for path in lock.abandoned(manifest):
+            path.unlink(missing_ok=True)
+    lock.clear()
+    if manifest is None:
+        return
+    now = datetime.now(UTC)
+    expired = {retired for retired in manifest.retired if retired.expired(now)}
+    if expired:
+        for retired in expired:  # removed before the entry: a reader never sees an unlisted file
+            (directory / retired.name).unlink(missing_ok=True)
+        kept = tuple(retired for retired in manifest.retired if retired not in expired)
+        write_manifest(directory, replace(manifest, retired=kept))
+
+
+def _adopt(name: str, state: TableFiles) -> Manifest:
+    """A manifest for a table's files as they are, each read whole first (page checksums checked
+    where it has them) and required to hold the table's id column."""
+    id_column = table_spec(name).id_column
+    entries = []
+    for path in state.paths:
+        try:
+            names = pq.read_table(path, page_checksum_verification=True).column_names
+        except (OSError, ValueError) as exc:  # pyarrow's errors, and UnicodeDecodeError
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreIntegrityError(f"{path}: unreadable, not adopted ({reason})") from None
+        if id_column not in names:
+            raise StoreIntegrityError(f"{path}: has no {id_column} column: not a file of table {name}")
+        entries.append(FileEntry.record(path))
+    manifest = Manifest(files=tuple(entries))
+    write_manifest(state.directory, manifest)
+    return manifest
+
+
+def _stored_ids(files: list[Path], id_column: str) -> pa.Array | None:
+    if not files:
+        return None
+    with contextlib.closing(duckdb.connect()) as con:
+        ids = con.sql(
+            f'select "{id_column}" from read_parquet($files)', params={"files": [str(f) for f in files]}
+        ).to_arrow_table()
+    return ids.column(0).combine_chunks()
 
 
 def _rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import CharterError
+from tasks.core.progress import progress
 from tasks.train.logprobs import sequence_logprobs
 from tasks.train.settings import DPOSettings
 
@@ -76,7 +77,7 @@ def train_dpo(
     """Run DPO on ``rows`` (a preference set's rows) and return the model, tokenizer and TRL's log history."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     rows = training_rows(rows, settings.min_confidence)
@@ -119,9 +120,14 @@ def train_dpo(
     )
 
     class Relay(TrainerCallback):
+        """Passes each log entry to ``on_log`` and each finished step to the progress bar."""
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if on_log is not None and logs:
                 on_log(dict(logs))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            bar.advance()
 
     trainer = DPOTrainer(
         model=model,
@@ -131,5 +137,8 @@ def train_dpo(
         peft_config=peft_config,
         callbacks=[Relay()],
     )
-    trainer.train()
+    # With tqdm off the Trainer prints every log entry instead; the progress bar replaces both.
+    trainer.remove_callback(PrinterCallback)
+    with progress("DPO training", total=settings.steps, unit="steps") as bar:
+        trainer.train()
     return trainer.model, tokenizer, list(trainer.state.log_history)

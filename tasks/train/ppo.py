@@ -21,6 +21,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tasks.core.progress import progress
 from tasks.train.rewards import RewardFn
 from tasks.train.rl_math import (
     AdaptiveKLController,
@@ -185,67 +186,69 @@ def ppo_train(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     model.eval()  # no dropout: rollout and update must score tokens identically
     history = []
-    for step, indices in enumerate(schedule):
-        started = time.perf_counter()
-        batch = [prompts[i] for i in indices]
-        with torch.no_grad():
-            sequences, attention_mask, mask, texts = _generate(model, tokenizer, batch, config)
-            length = mask.shape[1]
-            logprobs, values, logits = score_responses(
-                model, sequences, attention_mask, length, config.temperature
-            )
-            entropy = masked_mean(entropy_from_logits(logits), mask)
-            with model.lm.disable_adapter():
-                ref_logprobs, _, _ = score_responses(
+    with progress("PPO training", total=len(schedule), unit="steps") as bar:
+        for step, indices in enumerate(schedule):
+            started = time.perf_counter()
+            batch = [prompts[i] for i in indices]
+            with torch.no_grad():
+                sequences, attention_mask, mask, texts = _generate(model, tokenizer, batch, config)
+                length = mask.shape[1]
+                logprobs, values, logits = score_responses(
                     model, sequences, attention_mask, length, config.temperature
                 )
-        scores = torch.tensor(reward_fn(batch, texts), dtype=torch.float32, device=logprobs.device)
-        kl_coef = kl_ctl.value
-        rewards, kl = kl_penalised_rewards(logprobs, ref_logprobs, scores, mask, kl_coef)
-        advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)
-        if config.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
-        rollout_s = time.perf_counter() - started
+                entropy = masked_mean(entropy_from_logits(logits), mask)
+                with model.lm.disable_adapter():
+                    ref_logprobs, _, _ = score_responses(
+                        model, sequences, attention_mask, length, config.temperature
+                    )
+            scores = torch.tensor(reward_fn(batch, texts), dtype=torch.float32, device=logprobs.device)
+            kl_coef = kl_ctl.value
+            rewards, kl = kl_penalised_rewards(logprobs, ref_logprobs, scores, mask, kl_coef)
+            advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)
+            if config.whiten_advantages:
+                advantages = masked_whiten(advantages, mask)
+            rollout_s = time.perf_counter() - started
 
-        started = time.perf_counter()
-        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "clip", "vclip", "approx_kl")}
-        for _ in range(config.ppo_epochs):
-            for idx in torch.randperm(config.batch_size).split(config.mini_batch_size):
-                new_logprobs, new_values, _ = score_responses(
-                    model, sequences[idx], attention_mask[idx], length, config.temperature
-                )
-                pg, clip, approx_kl = policy_loss(
-                    new_logprobs, logprobs[idx], advantages[idx], mask[idx], config.clip_range
-                )
-                vf, vclip = value_loss(
-                    new_values, values[idx], returns[idx], mask[idx], config.clip_range_value
-                )
-                optimizer.zero_grad()
-                (pg + config.vf_coef * vf).backward()
-                optimizer.step()
-                for key, value in zip(stats, (pg, vf, clip, vclip, approx_kl), strict=True):
-                    stats[key].append(value.item())
-        kl_ctl.update(kl.mean().item(), config.batch_size)
+            started = time.perf_counter()
+            stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "clip", "vclip", "approx_kl")}
+            for _ in range(config.ppo_epochs):
+                for idx in torch.randperm(config.batch_size).split(config.mini_batch_size):
+                    new_logprobs, new_values, _ = score_responses(
+                        model, sequences[idx], attention_mask[idx], length, config.temperature
+                    )
+                    pg, clip, approx_kl = policy_loss(
+                        new_logprobs, logprobs[idx], advantages[idx], mask[idx], config.clip_range
+                    )
+                    vf, vclip = value_loss(
+                        new_values, values[idx], returns[idx], mask[idx], config.clip_range_value
+                    )
+                    optimizer.zero_grad()
+                    (pg + config.vf_coef * vf).backward()
+                    optimizer.step()
+                    for key, value in zip(stats, (pg, vf, clip, vclip, approx_kl), strict=True):
+                        stats[key].append(value.item())
+            kl_ctl.update(kl.mean().item(), config.batch_size)
 
-        log = {
-            "step": step,
-            "reward_mean": scores.mean().item(),
-            "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-            "kl": kl.mean().item(),
-            "kl_coef": kl_coef,
-            "entropy": entropy.item(),
-            "policy_loss": _mean(stats["pg"]),
-            "value_loss": _mean(stats["vf"]),
-            "clip_fraction": _mean(stats["clip"]),
-            "value_clip_fraction": _mean(stats["vclip"]),
-            "approx_kl": _mean(stats["approx_kl"]),
-            "response_length": mask.sum(1).float().mean().item(),
-            "rollout_s": rollout_s,
-            "update_s": time.perf_counter() - started,
-        }
-        history.append(log)
-        if on_step is not None:
-            on_step(log)
+            log = {
+                "step": step,
+                "reward_mean": scores.mean().item(),
+                "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+                "kl": kl.mean().item(),
+                "kl_coef": kl_coef,
+                "entropy": entropy.item(),
+                "policy_loss": _mean(stats["pg"]),
+                "value_loss": _mean(stats["vf"]),
+                "clip_fraction": _mean(stats["clip"]),
+                "value_clip_fraction": _mean(stats["vclip"]),
+                "approx_kl": _mean(stats["approx_kl"]),
+                "response_length": mask.sum(1).float().mean().item(),
+                "rollout_s": rollout_s,
+                "update_s": time.perf_counter() - started,
+            }
+            history.append(log)
+            if on_step is not None:
+                on_step(log)
+            bar.advance()
     return history
 
 

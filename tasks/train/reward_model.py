@@ -32,6 +32,7 @@ from tasks.core.calibration import expected_calibration_error, reliability_table
 from tasks.core.conversation import Message, hh_transcript, messages_problem
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
+from tasks.core.progress import progress
 from tasks.train.rewards import RewardFn
 from tasks.train.settings import RewardModelSettings
 
@@ -316,34 +317,33 @@ def train_reward_model(
     history = TrainingHistory(train_pairs=len(pairs), eval_pairs=len(held_out))
     if held_out:
         history.evaluations.append({"epoch": 0, **_evaluate_pairs(model, tokenizer, held_out, config)})
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(pairs), generator=shuffle).tolist()
-        for start in range(0, len(order), config.batch_size):
-            started = time.perf_counter()
-            batch = [pairs[i] for i in order[start : start + config.batch_size]]
-            texts = [format_text(p.prompt, p.chosen) for p in batch] + [
-                format_text(p.prompt, p.rejected) for p in batch
-            ]
-            scores = _forward(model, tokenizer, texts, config.max_length)
-            loss = bt_loss(
-                scores[: len(batch)],
-                scores[len(batch) :],
-                torch.tensor([p.target for p in batch], device=scores.device),
-                torch.tensor([p.weight for p in batch], device=scores.device),
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            history.train_seconds += time.perf_counter() - started
-            entry = {"epoch": epoch, "step": len(history.steps) + 1, "pairs": len(batch), "loss": loss.item()}
-            history.steps.append(entry)
-            if on_step is not None:
-                on_step(entry)
-        if held_out:
-            history.evaluations.append(
-                {"epoch": epoch, **_evaluate_pairs(model, tokenizer, held_out, config)}
-            )
+    with progress("reward model training", total=config.epochs * len(pairs), unit="pairs") as bar:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            for indices in torch.randperm(len(pairs), generator=shuffle).split(config.batch_size):
+                started = time.perf_counter()
+                batch = [pairs[i] for i in indices.tolist()]
+                sides = [(p.prompt, p.chosen) for p in batch] + [(p.prompt, p.rejected) for p in batch]
+                scores = _forward(model, tokenizer, [format_text(*side) for side in sides], config.max_length)
+                loss = bt_loss(
+                    scores[: len(batch)],
+                    scores[len(batch) :],
+                    torch.tensor([p.target for p in batch], device=scores.device),
+                    torch.tensor([p.weight for p in batch], device=scores.device),
+                )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                history.train_seconds += time.perf_counter() - started
+                entry = dict(epoch=epoch, step=len(history.steps) + 1, pairs=len(batch), loss=loss.item())
+                history.steps.append(entry)
+                if on_step is not None:
+                    on_step(entry)
+                bar.advance(len(batch))
+            if held_out:
+                history.evaluations.append(
+                    {"epoch": epoch, **_evaluate_pairs(model, tokenizer, held_out, config)}
+                )
     model.eval()
     return model, tokenizer, history
 

@@ -59,9 +59,17 @@ def _model(annotation: Any) -> type[BaseModel] | None:
 def _without_none(annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if _number_or_choice(rest):
+            return annotation
         assert len(rest) == 1, f"no bad value known for the union {annotation}"
         return rest[0]
     return annotation
+
+
+def _number_or_choice(members: list[Any]) -> bool:
+    """A union of a number and named choices (``seed``: a number or ``date``)."""
+    kinds = {typing.Literal if typing.get_origin(m) is typing.Literal else m for m in members}
+    return len(members) > 1 and typing.Literal in kinds and kinds - {typing.Literal} <= {int, float}
 
 
 def _out_of_range(location: Location, annotation: Any, metadata: list[Any]) -> Iterator[Case]:
@@ -82,7 +90,9 @@ def _wrong_values(location: Location, annotation: Any, metadata: list[Any]) -> I
     annotation = _without_none(annotation)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     model = _model(annotation)
-    if model is not None:
+    if origin in (typing.Union, types.UnionType):  # a number or a choice: text that is neither
+        yield Case(location, "lots", "neither-a-number-nor-a-choice")
+    elif model is not None:
         yield Case(location, "not-a-mapping", "text-for-a-mapping")
         yield from cases(model, location)
     elif origin is typing.Literal:
@@ -206,7 +216,7 @@ ALL_CASES = list(cases(PipelineSettings))
 # Keys that hold free text on purpose (paths, names, addresses); any other text key must be a choice.
 FREE_TEXT_KEYS = {
     "store", "constitution", "file", "path", "format", "annotator", "family", "model", "base_url",
-    "few_shot_path", "template_path", "policy_file", "backbone", "report_dir", "address",
+    "few_shot_path", "template_path", "policy_file", "backbone", "report_dir", "address", "against",
 }  # fmt: skip
 # Numbers any value of which works; every other number has a range.
 UNBOUNDED_NUMBER_KEYS = {"seed"}
@@ -274,7 +284,7 @@ CROSS_KEY_CASES = {
     "policy-file-and-inline": ({"merge": {"policy": {"ties": "keep"}}}, ("merge",)),
     "unknown-family": ({"prompts": {"families": ["booking", "bookings"]}}, ("prompts", "families")),
     "unknown-label-format": (
-        {"human_labels": [{"path": "human-labels.jsonl", "format": "csv"}]},
+        {"human_labels": [{"path": "human-labels.jsonl", "format": "excel"}]},
         ("human_labels", 0, "format"),
     ),
 }  # fmt: skip

@@ -25,6 +25,7 @@ from typing import Any
 from tasks.core.errors import InputError, Problem, input_file
 from tasks.core.files import write_jsonl_atomically
 from tasks.core.hashing import file_sha256
+from tasks.core.progress import progress
 from tasks.ingest.human_labels.argilla import argilla_rows
 from tasks.ingest.human_labels.charter_jsonl import charter_rows
 from tasks.ingest.human_labels.csv_labels import csv_rows
@@ -92,18 +93,20 @@ def parse_label_file(
     origin = LabelOrigin(source_format=fmt, source_file=str(file.resolve()), source_sha256=sha256)
     parsed = ParsedLabels(path=source, source_sha256=origin.source_sha256)
     prompt_set = f"labels/{file.stem}"
-    for row_number, record, outcome in _ROW_PARSERS[fmt](path, origin, annotator):
-        if isinstance(outcome, list):
-            parsed.problems.extend(outcome)
-            parsed.rejected.append(
-                {"row": row_number, "problems": [str(p) for p in outcome], "record": record}
+    with progress(f"reading {file.name}", unit="rows") as bar:
+        for row_number, record, outcome in _ROW_PARSERS[fmt](path, origin, annotator):
+            bar.advance()
+            if isinstance(outcome, list):
+                parsed.problems.extend(outcome)
+                parsed.rejected.append(
+                    {"row": row_number, "problems": [str(p) for p in outcome], "record": record}
+                )
+                continue
+            label, messages, row_family = outcome
+            parsed.labels.append(label)
+            parsed.prompts.append(
+                prompt_record(messages, prompt_set, row_family or family or _DEFAULT_FAMILY.get(fmt))
             )
-            continue
-        label, messages, row_family = outcome
-        parsed.labels.append(label)
-        parsed.prompts.append(
-            prompt_record(messages, prompt_set, row_family or family or _DEFAULT_FAMILY.get(fmt))
-        )
     if not parsed.labels and not parsed.problems:
         parsed.problems.append(Problem(source, "the file has no labels"))
     return parsed
