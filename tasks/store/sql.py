@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 
 from tasks.core.errors import CharterError, ReadOnlyQueryError
+from tasks.store.runs import run_liveness
 from tasks.store.schema import TABLES
 from tasks.store.sql_settings import SqlSettings
 from tasks.store.store import Store
@@ -89,6 +90,10 @@ def _build_catalog(store: Store, path: Path) -> None:
                 body += f" union all by name select * from read_parquet([{listed}], union_by_name = true)"
             con.execute(f'create view "{name}" as {body}')
             con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
+        # Which runs that never closed still have a live process: run_summary's running / died.
+        con.register("_run_liveness", run_liveness(store))
+        con.execute("create table run_liveness as select * from _run_liveness")
+        con.unregister("_run_liveness")
         for view in audit_views():
             _create_view(con, view)
         con.execute("commit")
