@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+from audit import FAMILIES  # bench/audit.py: the same twelve synthetic families
 
 from tasks.core.conversation import pair_id, response_id
 from tasks.core.hashing import content_id
@@ -53,20 +54,6 @@ BATCH_ROWS = 250_000
 INCONSISTENT_SHARE = 0.30
 HUMAN_PAIR_SHARE = 0.04
 IMPORTERS = tuple(f"importer-{i}" for i in range(6))
-FAMILIES = (
-    "coding",
-    "math",
-    "medical",
-    "legal",
-    "finance",
-    "creative-writing",
-    "privacy",
-    "self-harm",
-    "harmful-requests",
-    "politics",
-    "multilingual",
-    "jailbreaks",
-)
 VOCABULARY = (
     "the model should answer clearly and cite its sources when the question needs facts "
     "a careful reply explains each step checks the result and admits what it does not know "
