@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from machine import write_figures  # bench/machine.py: this script's folder is on sys.path
 
 try:
     from tasks.store.schema import table_spec
@@ -715,9 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rows must be at least 1000")
     report = run(args.rows)
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {args.json}")
+    write_figures(report, args.json)
     return 0
 
 

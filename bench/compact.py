@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 # bench/audit.py: this script's folder is on sys.path; it puts the project on it where needed.
 from audit import RUN_ID, Timing, best_of, environment, make_dataset, timed
+from machine import write_figures  # bench/machine.py: this script's folder is on sys.path
 
 from tasks.store.compaction import compact
 from tasks.store.sql import QueryResult, execute, readonly_connection
@@ -187,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--files must be between 2 and --rows")
     report = run(args.rows, args.files)
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {args.json}")
+    write_figures(report, args.json)
     return 0
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
 import time
@@ -61,7 +60,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from machine import environment  # bench/machine.py: this script's folder is on sys.path
+from machine import environment, write_figures  # bench/machine.py: this script's folder is on sys.path
 
 try:
     from tasks.backends.base import Completion, SamplingSettings
@@ -489,9 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--vllm-calls must be between 1 and {PROMPTS}")
     report = run(args.skip_vllm, 0 if args.skip_naive else args.naive_prompts, args.vllm_calls)
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {args.json}")
+    write_figures(report, args.json)
     return 0
 
 

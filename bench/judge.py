@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import re
 import statistics
@@ -71,7 +70,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from machine import environment  # bench/machine.py: this script's folder is on sys.path
+from machine import environment, write_figures  # bench/machine.py: this script's folder is on sys.path
 
 try:
     from tasks.backends.base import Backend, SamplingSettings
@@ -523,9 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--parse-tokens must be at least 1")
     report = run(args.backend, args.pairs, args.parse_tokens)
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {args.json}")
+    write_figures(report, args.json)
     return 0
 
 

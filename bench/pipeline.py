@@ -26,7 +26,6 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -42,7 +41,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.pop("PREFECT_API_URL", None)
 
-from machine import environment  # bench/machine.py: this script's folder is on sys.path
+from machine import environment, write_figures  # bench/machine.py: this script's folder is on sys.path
 
 TARGET_SHARE = 0.05
 PAGE = 200
@@ -147,8 +146,7 @@ def main() -> int:
         f"1-minute load average {report['load_average_1m']['before']:.2f} before, "
         f"{report['load_average_1m']['after']:.2f} after; report: {report['report']}"
     )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_figures(report, args.json)
     return 0
 
 

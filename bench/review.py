@@ -42,7 +42,6 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -61,6 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import write_figures  # bench/machine.py: this script's folder is on sys.path
 from review_store import cached_store, check_labels, linked_copy, rerun_seconds  # bench/review_store.py
 
 QUEUES = ("uncertain", "inconsistent", "conflict", "coverage", "audit")
@@ -358,8 +358,7 @@ def main() -> int:
     args = parser.parse_args()
     report = run(args)
     print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_figures(report, args.json)
     if not report["check"]["ok"]:
         print("the label check FAILED", file=sys.stderr)
         return 1

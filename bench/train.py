@@ -41,6 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import write_figures  # bench/machine.py: this script's folder is on sys.path
+
 from tasks.ingest.human_labels import parse_label_file
 
 DATA = (
@@ -191,8 +193,7 @@ def main() -> int:
         f"1-minute load average {load_before:.2f} before, {report['load_average_1m']['after']:.2f} after; "
         f"whole run {report['total_s']:.0f} s"
     )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_figures(report, args.json)
     return 0
 
 

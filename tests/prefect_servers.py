@@ -45,6 +45,34 @@ def wait_for(
     pytest.fail(f"{what}: not within {timeout:.0f} s:\n{tail(log)}")
 
 
+def schedule_env(api_url: str, client_home: Path) -> dict[str, str]:
+    """The environment of a ``charter schedule`` subprocess serving against ``api_url``."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(client_home),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # triggered runs and cancellations within a second
+        "COLUMNS": "200",
+    }
+
+
+def registered_deployment(client: Any, name: str, process: subprocess.Popen, log: Path) -> Any:
+    """The served deployment ``name`` once the server knows it.
+
+    ``charter schedule`` prints "serving" before Prefect registers the deployment, so ask the
+    server rather than read the log.
+    """
+    from prefect.exceptions import ObjectNotFound
+
+    def registered() -> Any:
+        try:
+            return client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+
+    return wait_for(registered, 90, "deployment registration", process, log)
+
+
 def tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
 

@@ -21,7 +21,14 @@ from tasks.orchestration.deployments import FLOWS, check_cron, check_timezone, n
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tests.conftest import PROJECT_ROOT, run_charter
-from tests.prefect_servers import free_port, group_alive, stop, tail, wait_for
+from tests.prefect_servers import (
+    free_port,
+    group_alive,
+    registered_deployment,
+    schedule_env,
+    stop,
+    tail,
+)
 from tests.prefect_servers import prefect_server as real_prefect_server
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
@@ -208,7 +215,6 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     store = tmp_path / "store"
@@ -225,13 +231,7 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
             "--param", f'prompt_sets=["{PROMPTS}"]',
         ],
         cwd=PROJECT_ROOT,
-        env={
-            **os.environ,
-            "PREFECT_API_URL": prefect_server,
-            "PREFECT_HOME": str(client_home),
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # pick triggered runs up within a second
-            "COLUMNS": "200",
-        },
+        env=schedule_env(prefect_server, client_home),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -243,14 +243,7 @@ def test_served_deployment_registers_its_cron_runs_on_trigger_and_fills_the_stor
             temporary_settings(updates={PREFECT_API_URL: prefect_server}),
             get_client(sync_client=True) as client,
         ):
-
-            def registered() -> Any:
-                try:
-                    return client.read_deployment_by_name("ingest/nightly-test")
-                except ObjectNotFound:
-                    return None
-
-            deployment = wait_for(registered, 90, "deployment registration", charter, log_path)
+            deployment = registered_deployment(client, "ingest/nightly-test", charter, log_path)
             assert deployment.entrypoint == "flows.ingest.ingest"
             assert deployment.parameters == {
                 "store": str(store),

@@ -6,7 +6,6 @@ own rows, and a run that finds the prompt set exhausted says so and succeeds doi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from tasks.ingest.prompt_sets import load_prompt_set
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tests.conftest import PROJECT_ROOT, run_charter
-from tests.prefect_servers import group_alive, stop, tail, wait_for
+from tests.prefect_servers import group_alive, registered_deployment, schedule_env, stop, tail
 from tests.prefect_servers import prefect_server as real_prefect_server
 
 pytestmark = pytest.mark.integration
@@ -111,7 +110,6 @@ def test_nightly_runs_take_disjoint_prompts_count_their_own_rows_and_stop_when_e
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     parameters = nightly_parameters()
@@ -128,13 +126,7 @@ def test_nightly_runs_take_disjoint_prompts_count_their_own_rows_and_stop_when_e
             *(arg for key, value in parameters.items() for arg in ("--param", f"{key}={json.dumps(value)}")),
         ],
         cwd=PROJECT_ROOT,
-        env={
-            **os.environ,
-            "PREFECT_API_URL": prefect_server,
-            "PREFECT_HOME": str(client_home),
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-            "COLUMNS": "200",
-        },
+        env=schedule_env(prefect_server, client_home),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -144,14 +136,7 @@ def test_nightly_runs_take_disjoint_prompts_count_their_own_rows_and_stop_when_e
             temporary_settings(updates={PREFECT_API_URL: prefect_server}),
             get_client(sync_client=True) as client,
         ):
-
-            def registered() -> Any:
-                try:
-                    return client.read_deployment_by_name("pipeline/nightly-test")
-                except ObjectNotFound:
-                    return None
-
-            wait_for(registered, 90, "deployment registration", charter, log_path)
+            registered_deployment(client, "pipeline/nightly-test", charter, log_path)
             flow_runs = []
             for _ in range(NIGHTS + 1):  # the last night finds the set exhausted
                 flow_run = run_deployment(
