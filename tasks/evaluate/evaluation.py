@@ -203,7 +203,7 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
     constitution = load_constitution(settings.constitution_path)
     scorer = None
     if settings.reward_model:
-        from tasks.train.reward_model import load_scorer
+        from tasks.train.ensemble import load_scorer
 
         scorer = load_scorer(settings.reward_model)
     kind = concrete(settings.policy_backend).kind

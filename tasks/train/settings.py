@@ -79,6 +79,10 @@ class RewardModelSettings(BaseModel):
     seed: int = 0
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     """Share of pairs held out when ``train_reward_model`` gets no ``eval_records``."""
+    ensemble: int = Field(1, ge=1, le=16)
+    """Members of the ensemble: each trains with its own seed (``seed + k``) on its own bootstrap
+    resample of the training pairs; 1 is a single model on every pair. Their spread is the
+    reward model's uncertainty (``tasks.train.uncertainty``)."""
 
 
 class PPOSettings(BaseModel):

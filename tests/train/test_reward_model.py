@@ -14,6 +14,7 @@ import torch
 from tasks.core.calibration import expected_calibration_error, reliability_table, top_label
 from tasks.core.errors import CharterError
 from tasks.ingest.human_labels import parse_label_file
+from tasks.train.ensemble import load_scorer
 from tasks.train.reward_model import (
     METADATA_FILE,
     backbone_path,
@@ -22,7 +23,6 @@ from tasks.train.reward_model import (
     held_out_metrics,
     load_backbone,
     load_reward_model,
-    load_scorer,
     save_reward_model,
     score_texts,
     split_records,
