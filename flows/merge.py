@@ -44,9 +44,15 @@ def merge(
         run.merge(publish_review_labels(str(target.root), run.run_id))
         outcome = merge_labels(str(target.root), run.run_id, policy, prompts, families)
         run.merge(outcome)
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "preference set %s: %d rows, dropped %s", outcome["set_id"], outcome["rows"], outcome["dropped"]
     )
+    if outcome["untrusted_rules"]:
+        logger.warning(
+            "rules whose agreement with people is too low to decide (estimated confidence): %s",
+            outcome["untrusted_rules"],
+        )
     return PreferenceSetResult(
         run_id=run.run_id,
         rows_added=dict(run.rows_added),

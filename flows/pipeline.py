@@ -317,7 +317,7 @@ def _train(state: _PipelineState) -> _StageOutcome:
     detail = f"reward model {Path(reward.path).name}, {train.algorithm} {Path(policy.path).name}" + (
         f" (reused: {', '.join(reused)})" if reused else ""
     )
-    return _StageOutcome(skipped=len(reused), detail=detail)
+    return _StageOutcome(dict(reward.rows_added), skipped=len(reused), detail=detail)
 
 
 def _evaluate(state: _PipelineState) -> _StageOutcome:

@@ -7,7 +7,7 @@ deep in a summary line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -38,6 +38,8 @@ class CheckpointResult:
     reused: bool
     # The checkpoint's lineage record (``charter-lineage.json``): run, base model, set, metrics...
     lineage: dict[str, Any]
+    # Store rows the flow run added beside the checkpoint (a reward model's ``reward_scores``).
+    rows_added: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trained: dict[str, Any]) -> CheckpointResult:

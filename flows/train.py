@@ -1,7 +1,8 @@
 """Training and evaluation flows, each with lineage in the store and on the checkpoint.
 
-``train-reward`` fits a Bradley-Terry reward model and ``train-dpo`` a DPO policy (TRL) on a
-stored preference set; ``train-ppo`` runs charter's own PPO (adaptive KL) on a prompt set
+``train-reward`` fits a Bradley-Terry reward model (or an ensemble) on a stored preference set
+and stores its verdict on every labelled pair (``reward_scores``); ``train-dpo`` fits a DPO
+policy (TRL) on a set; ``train-ppo`` runs charter's own PPO (adaptive KL) on a prompt set
 against a reward model and/or the constitution's rules; ``evaluate`` compares a dpo or ppo
 checkpoint with its base model on held-out prompts (the behaviour scoreboard). A checkpoint
 or scoreboard made from the same inputs is found and returned instead of being made twice.
@@ -9,7 +10,7 @@ or scoreboard made from the same inputs is found and returned instead of being m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -21,17 +22,21 @@ from tasks.evaluate.evaluation import EvaluationSettings
 from tasks.evaluate.settings import EvaluateSettings
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
-from tasks.train.prefect_tasks import dpo_task, evaluate_task, ppo_task, reward_task
+from tasks.train.prefect_tasks import dpo_task, evaluate_task, pair_scores_task, ppo_task, reward_task
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 
-def _trained(store: str, flow_name: str, parameters: dict[str, Any], train) -> CheckpointResult:
+def _trained(store: str, flow_name: str, parameters: dict[str, Any], train, after=None) -> CheckpointResult:
+    """Train (or reuse) a checkpoint in a recorded run; ``after(root, run_id, path)`` then adds what
+    the checkpoint says to the store (its outcome is folded into the run's record)."""
     target = Store.existing(store)
     with recorded_run(target, flow_name, parameters, run_id=flow_run.get_id()) as run:
         result = CheckpointResult.of(train(str(target.root), run.run_id))
         run.constitution_ids.update(result.lineage["constitution_ids"])
+        if after is not None:
+            run.merge(after(str(target.root), run.run_id, result.path))
     get_run_logger().info("%s checkpoint %s%s", flow_name, result.path, " (reused)" if result.reused else "")
-    return result
+    return replace(result, rows_added=dict(run.rows_added))
 
 
 @flow(name="train-reward")
@@ -41,7 +46,8 @@ def train_reward(
     config: RewardModelSettings | None = None,
     output: str | None = None,
 ) -> CheckpointResult:
-    """Train a Bradley-Terry reward model on a preference set (the latest by default)."""
+    """Train a Bradley-Terry reward model (or ensemble) on a preference set (the latest by
+    default), then store its verdicts on every labelled pair (``reward_scores``)."""
     config = config or RewardModelSettings()
     parameters = {"set_id": set_id, "config": config.model_dump(), "output": output}
     return _trained(
@@ -49,6 +55,7 @@ def train_reward(
         "train-reward",
         parameters,
         lambda root, run_id: reward_task(root, run_id, set_id, config, output),
+        after=pair_scores_task,
     )
 
 
@@ -103,7 +110,8 @@ class ScoreboardResult:
     """Held-out prompts each model answered."""
     scoreboard: dict[str, Any]
     """The scoreboard document (also saved beside the checkpoint): per-family and per-principle
-    tables, win rates, the length check and every response."""
+    tables, win rates, the length check, the share beyond what the reward model knows, the
+    stress section (per stress type and the shadow zone) and every response."""
 
 
 @flow(name="evaluate")
@@ -128,6 +136,8 @@ def evaluate_policy(
     parameters = {"checkpoint": checkpoint, **evaluation.model_dump()}
     with recorded_run(target, "evaluate", parameters, run_id=flow_run.get_id()) as run:
         run.add_input(constitution)
+        if evaluation.stress:
+            run.add_input(evaluation.stress)
         scoreboard = evaluate_task(str(target.root), checkpoint, evaluation)
     return ScoreboardResult(
         run_id=run.run_id, checkpoint=checkpoint, prompts=scoreboard["prompts"], scoreboard=scoreboard

@@ -27,6 +27,7 @@ AUDIT_TITLES = {
     "length_bias": "Length bias (how often the longer response wins)",
     "human_position_bias": "People's position bias (how often the response shown first wins; 0.5 is none)",
     "calibration_error": "AI judge calibration (expected calibration error vs humans)",
+    "rule_agreement": "Rules and judges against people (agreement, estimated confidence)",
     "ai_disagreements": "AI labels against the human majority (most confident first)",
     "preference_summary": "Preference sets (rows by deciding source)",
 }

@@ -25,6 +25,7 @@ from flows.cli import (
     review,
     stages,
     store,
+    stress,
     training,
 )
 from flows.cli.common import err
@@ -46,6 +47,7 @@ for named in (
     training.train_app,
     review.review_app,
     store.store_app,
+    stress.stress_app,
 ):
     app.add_typer(named)
 

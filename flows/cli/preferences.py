@@ -29,7 +29,14 @@ app = typer.Typer()
 
 POLICY_OVERRIDES = Options(
     MergeSettings,
-    only=("ai_min_margin", "ai_require_consistent", "ties", "human_split"),
+    only=(
+        "ai_min_margin",
+        "ai_require_consistent",
+        "ties",
+        "human_split",
+        "rule_confidence",
+        "max_rm_uncertainty",
+    ),
     flags={"ai_require_consistent": Flag(names=("--require-consistent/--allow-inconsistent",))},
     overrides=True,
 )

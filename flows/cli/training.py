@@ -25,6 +25,7 @@ from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError
 from tasks.evaluate.settings import EvaluateSettings
+from tasks.stress.stress_set import load_stress_set
 from tasks.train.lineage import SCOREBOARD_FILE, latest_checkpoint, read_lineage
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
@@ -87,6 +88,13 @@ def train_reward_command(
         f"held-out loss {before.get('loss', float('nan')):.4f} -> {after.get('loss', float('nan')):.4f}, "
         f"accuracy {after.get('accuracy')}, ECE {after.get('ece')}"
     )
+    if config.ensemble > 1:
+        accuracies = ", ".join(str(m["accuracy"]) for m in metrics["members"])
+        out.print(
+            f"{config.ensemble} members (held-out accuracy {accuracies}); "
+            f"mean uncertainty on held-out pairs {after.get('mean_uncertainty')}"
+        )
+    out.print(f"{result.rows_added.get('reward_scores', 0)} new pair verdicts in reward_scores")
 
 
 @train_app.command("dpo")
@@ -180,6 +188,11 @@ def train_ppo_command(
         f"reward {first['reward_mean']:.3f} -> {last['reward_mean']:.3f}, "
         f"KL {first['kl']:.3f} -> {last['kl']:.3f} (coefficient {last['kl_coef']:.4f})"
     )
+    if "rm/aggregate" in last:
+        out.print(
+            f"reward model ({config.reward_aggregation}): {first['rm/aggregate']:.3f} -> "
+            f"{last['rm/aggregate']:.3f}, members' spread {first['rm/std']:.3f} -> {last['rm/std']:.3f}"
+        )
 
 
 @app.command("eval")
@@ -200,8 +213,11 @@ def eval_command(
     judge_model: BackendSettings,
     store: StoreOption = DEFAULT_STORE_PATH,
 ) -> None:
-    """Behaviour scoreboard, tuned vs base per family: reward, rules, escalation, refusal, KL, wins."""
-    load_constitution(constitution)
+    """Behaviour scoreboard, tuned vs base per family: reward, rules, escalation, refusal, KL, wins;
+    with --stress, also per stress type on a stress set, and its shadow zone."""
+    rules = load_constitution(constitution)
+    if settings.stress:
+        load_stress_set(settings.stress, rules)  # a bad line fails here, before any model loads
     checkpoint = checkpoint or latest_checkpoint(store, ("dpo", "ppo"))
     if checkpoint is None:
         raise CharterError(f"no policy checkpoint in {store}/checkpoints: run `charter train dpo` first")
@@ -213,6 +229,7 @@ def eval_command(
         judge_model = checked_backend(judge_model)
     out.print(f"evaluating {checkpoint}" + (f" with reward model {reward_model}" if reward_model else ""))
     prefect_environment()
+    from flows.cli.stress import print_beyond_known, print_stress
     from flows.render import print_scoreboard
     from flows.train import evaluate_policy
 
@@ -226,4 +243,7 @@ def eval_command(
         judge_model=judge_model,
     )
     print_scoreboard(result.scoreboard, out)
+    print_beyond_known(result.scoreboard["beyond_known"], out)
+    if result.scoreboard["stress"]:
+        print_stress(result.scoreboard["stress"], out)
     out.print(f"[dim]full scoreboard with every response: {Path(checkpoint) / SCOREBOARD_FILE}[/dim]")

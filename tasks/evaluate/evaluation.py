@@ -2,16 +2,19 @@
 
 Both models sample one response per prompt (same seeds, temperature 1 by default so the KL
 estimate below is unbiased). Each response gets its deterministic behaviour facts (rules,
-escalation, refusal, length), a reward-model score when a reward model is given, and for
-the tuned model the log-ratio log pi_tuned(y) - log pi_base(y), whose mean over the tuned
-model's own samples estimates KL(tuned || base). Win rates compare the two responses to each
-prompt by the reward model and by the AI judge (both orders, as ``charter label`` does).
+escalation, refusal, length), a reward-model score when a reward model is given (an
+ensemble's mean, with the members' spread: :func:`tasks.evaluate.scoreboard.beyond_known`
+reads it), and for the tuned model the log-ratio log pi_tuned(y) - log pi_base(y), whose mean
+over the tuned model's own samples estimates KL(tuned || base). Win rates compare the two
+responses to each prompt by the reward model and by the AI judge (both orders, as ``charter
+label`` does). A stress set's prompts (:mod:`tasks.stress`) are sampled in the same passes and
+compared per stress type; they never enter the held-out tables.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,11 +27,13 @@ from tasks.backends.loading import load_backend
 from tasks.backends.models import ResolvedModel
 from tasks.backends.settings import BackendSettings, concrete, model_identity
 from tasks.constitution.model import Constitution, load_constitution
+from tasks.core.conversation import Message
 from tasks.core.errors import CharterError
 from tasks.core.progress import progress
 from tasks.evaluate.scoreboard import (
     LengthCheck,
     behaviour,
+    beyond_known,
     family_table,
     length_check,
     principle_table,
@@ -40,8 +45,16 @@ from tasks.label.judge import JudgeSettings, judge, plan_comparisons
 from tasks.label.pairs import make_pair
 from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
+from tasks.stress.stress_set import select_stress
+from tasks.stress.tables import stress_report
 from tasks.train.lineage import SCOREBOARD_FILE, read_lineage, write_json_atomically
-from tasks.train.rewards import RewardFn
+from tasks.train.uncertainty import means_and_stds
+
+# Per model: the reward model's mean score and spread over its members (None for one member),
+# one per response.
+Rewards = dict[str, tuple[list[float], list[float | None]]]
+# Members' scores of responses to conversations: ``scores[k][i]``, member k, response i.
+MemberScores = Callable[[Sequence[Sequence[Message]], Sequence[str]], list[list[float]]]
 
 
 @dataclass
@@ -67,15 +80,14 @@ def compare_with_base(
     texts: dict[str, list[str]],
     log_ratios: Sequence[float],
     *,
-    reward_scorer: RewardFn | None = None,
+    rewards: Rewards | None = None,
     judge_backend: Backend | None = None,
 ) -> Evaluation:
     """Score and compare both models' responses (``texts["base"]``, ``texts["tuned"]``, one per
-    prompt); ``log_ratios`` are log pi_tuned(y) - log pi_base(y) of the tuned responses. The
-    reward model and the AI judge are optional."""
+    prompt); ``log_ratios`` are log pi_tuned(y) - log pi_base(y) of the tuned responses;
+    ``rewards[model]`` the reward model's (means, spreads) of them. The reward model and the AI
+    judge are optional."""
     result = Evaluation()
-    conversations = [list(p.messages) for p in prompts]
-    rewards = {name: reward_scorer(conversations, t) if reward_scorer else None for name, t in texts.items()}
     for name in ("base", "tuned"):
         for index, prompt in enumerate(prompts):
             row = {
@@ -84,15 +96,18 @@ def compare_with_base(
                 "prompt_id": prompt.prompt_id,
                 "response": texts[name][index],
                 **behaviour(constitution, prompt.family, prompt.messages, texts[name][index]),
-                "reward": rewards[name][index] if rewards[name] is not None else None,
+                "reward": rewards[name][0][index] if rewards else None,
+                "reward_std": rewards[name][1][index] if rewards else None,
                 "kl": log_ratios[index] if name == "tuned" else 0.0,
             }
             result.responses.append(row)
     result.families = family_table(result.responses)
     result.principles = principle_table(result.responses)
     contests = []
-    if rewards["base"] is not None:
-        for prompt, base_score, tuned_score in zip(prompts, rewards["base"], rewards["tuned"], strict=True):
+    if rewards:
+        for prompt, base_score, tuned_score in zip(
+            prompts, rewards["base"][0], rewards["tuned"][0], strict=True
+        ):
             p_tuned = 1.0 if tuned_score > base_score else 0.0 if tuned_score < base_score else 0.5
             contests.append({"judge": "reward model", "family": prompt.family, "p_tuned": p_tuned})
     if judge_backend is not None:
@@ -101,6 +116,33 @@ def compare_with_base(
     by_model = {name: [r for r in result.responses if r["model"] == name] for name in ("base", "tuned")}
     result.length = length_check(by_model["base"], by_model["tuned"])
     return result
+
+
+def reward_figures(
+    member_scores: MemberScores, conversations: Sequence[Sequence[Message]], texts: dict[str, list[str]]
+) -> Rewards:
+    """Every model's responses scored by every member in one call, as (means, spreads) per model.
+
+    A single reward model has no spread: its spreads are None, not 0, so no table reads a
+    one-member "ensemble" as perfectly sure."""
+    names = list(texts)
+    members = member_scores([c for _ in names for c in conversations], [t for n in names for t in texts[n]])
+    means, stds = means_and_stds(members)
+    spreads: list[float | None] = list(stds) if len(members) > 1 else [None] * len(means)
+    count = len(conversations)
+    return {
+        name: (means[i * count : (i + 1) * count], spreads[i * count : (i + 1) * count])
+        for i, name in enumerate(names)
+    }
+
+
+def split_rewards(rewards: Rewards | None, count: int) -> tuple[Rewards | None, Rewards | None]:
+    """(the first ``count`` responses' figures, the rest's) of every model."""
+    if rewards is None:
+        return None, None
+    head = {name: (means[:count], spreads[:count]) for name, (means, spreads) in rewards.items()}
+    tail = {name: (means[count:], spreads[count:]) for name, (means, spreads) in rewards.items()}
+    return head, tail
 
 
 def _judge_contests(
@@ -181,7 +223,9 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
     """The scoreboard of a policy checkpoint against its base model, as plain data (also saved beside it).
 
     The tuned model samples first, then the base (each loaded, used and closed in turn, so one
-    GPU never holds two engines); the base scores the tuned model's samples for the KL.
+    GPU never holds two engines); the base scores the tuned model's held-out samples for the KL.
+    With a stress set both models also answer its prompts (refused if the checkpoint trained on
+    any), compared per stress type in the scoreboard's ``stress`` section.
     """
     path = Path(checkpoint) / SCOREBOARD_FILE
     previous = _finished_scoreboard(path, settings.model_dump())
@@ -192,51 +236,51 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
         raise CharterError(
             f"{checkpoint} is a {lineage['kind']} checkpoint, not a policy: evaluate a dpo or ppo one"
         )
-    prompts = held_out_prompts(
-        store, settings.prompt_set, training_prompt_ids(store, lineage), settings.per_family
-    )
+    trained_on = training_prompt_ids(store, lineage)
+    prompts = held_out_prompts(store, settings.prompt_set, trained_on, settings.per_family)
     if not prompts:
         raise CharterError(
             f"prompt set {settings.prompt_set!r} has no prompts the checkpoint was not trained on "
             "(its preference pairs and PPO rollouts): evaluate on another prompt set"
         )
     constitution = load_constitution(settings.constitution_path)
-    scorer = None
-    if settings.reward_model:
-        from tasks.train.ensemble import load_scorer
-
-        scorer = load_scorer(settings.reward_model)
+    stress = (
+        select_stress(settings.stress, constitution, settings.stress_per_type, trained_on)
+        if settings.stress
+        else []
+    )
+    asked = [*prompts, *(item.prompt for item in stress)]
     kind = concrete(settings.policy_backend).kind
     options = settings.policy_backend.options
     conversations = [list(p.messages) for p in prompts]
     sample = {"max_tokens": settings.max_tokens, "temperature": 1.0, "seed": settings.seed}
     tuned_model = ResolvedModel(lineage["model_path"], f"{lineage['kind']}:{Path(checkpoint).name}")
-    with progress("evaluation sampling", total=2 * len(prompts), unit="responses") as bar:
+    with progress("evaluation sampling", total=2 * len(asked), unit="responses") as bar:
         with _opened(kind, tuned_model, options) as tuned:
-            tuned_texts = sample_responses(tuned, prompts, **sample)
-            bar.advance(len(prompts))
-            tuned_logprobs = tuned.sequence_logprobs(conversations, tuned_texts)
+            tuned_texts = sample_responses(tuned, asked, **sample)
+            bar.advance(len(asked))
+            tuned_logprobs = tuned.sequence_logprobs(conversations, tuned_texts[: len(prompts)])
         with _opened(kind, ResolvedModel(lineage["base_model_path"], lineage["base_model"]), options) as base:
-            texts = {"base": sample_responses(base, prompts, **sample), "tuned": tuned_texts}
-            bar.advance(len(prompts))
-            reference_logprobs = base.sequence_logprobs(conversations, tuned_texts)
+            answers = {"base": sample_responses(base, asked, **sample), "tuned": tuned_texts}
+            bar.advance(len(asked))
+            reference_logprobs = base.sequence_logprobs(conversations, tuned_texts[: len(prompts)])
             log_ratios = [t - r for t, r in zip(tuned_logprobs, reference_logprobs, strict=True)]
+            held, rest = _split(answers, len(prompts))
+            rewards, stress_rewards = split_rewards(
+                _scored(settings.reward_model, asked, answers), len(prompts)
+            )
             base_judges = _judges_with_base(settings.judge_model, kind, lineage["base_model_path"], options)
             judge_backend = base if settings.judge and base_judges else None
             if judge_backend is not None or not settings.judge:
                 result = compare_with_base(
-                    prompts,
-                    constitution,
-                    texts,
-                    log_ratios,
-                    reward_scorer=scorer,
-                    judge_backend=judge_backend,
+                    prompts, constitution, held, log_ratios, rewards=rewards, judge_backend=judge_backend
                 )
     if settings.judge and judge_backend is None:  # another model: loaded once the base is closed
         judge_backend = load_backend(settings.judge_model)
         result = compare_with_base(
-            prompts, constitution, texts, log_ratios, reward_scorer=scorer, judge_backend=judge_backend
+            prompts, constitution, held, log_ratios, rewards=rewards, judge_backend=judge_backend
         )
+    known = beyond_known(result.responses)
     report = {
         "settings": settings.model_dump(),
         "checkpoint": str(checkpoint),
@@ -247,11 +291,41 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
         "principles": result.principles,
         "win_rates": result.wins,
         "length_check": asdict(result.length) if result.length else None,
+        "beyond_known": known,
+        "stress": (
+            stress_report(
+                settings.stress,
+                stress,
+                constitution,
+                rest,
+                stress_rewards,
+                known["threshold"] if known else None,
+            )
+            if settings.stress
+            else None
+        ),
         "responses": result.responses,
         "sampling": bar.figures().as_dict(),
     }
     write_json_atomically(path, report)
     return report
+
+
+def _split(answers: dict[str, list[str]], count: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each model's replies to the held-out prompts (the first ``count``) and to the stress prompts."""
+    return {m: t[:count] for m, t in answers.items()}, {m: t[count:] for m, t in answers.items()}
+
+
+def _scored(
+    reward_model: str | None, asked: Sequence[PromptItem], answers: dict[str, list[str]]
+) -> Rewards | None:
+    """Both models' replies scored by every member of the reward model (ensemble), if there is one."""
+    if not reward_model:
+        return None
+    from tasks.train.ensemble import load_ensemble
+
+    ensemble, _ = load_ensemble(reward_model)
+    return reward_figures(ensemble.member_scores, [list(p.messages) for p in asked], answers)
 
 
 @contextmanager

@@ -20,3 +20,10 @@ class EvaluateSettings(BaseModel):
     max_tokens: int = Field(default=64, ge=1, description="New tokens per sampled response, at most.")
     judge: bool = Field(default=True, description="AI-judge win rate (both orders).")
     seed: int = Field(default=0, description="Seeds the sampling of both models.")
+    stress: str | None = Field(
+        default=None,
+        description="A stress set (JSONL, never trained on) both models also answer, per stress type.",
+    )
+    stress_per_type: int | None = Field(
+        default=None, ge=1, description="The first N stress prompts of each stress type (default: all)."
+    )

@@ -3,7 +3,8 @@
 Format, one object per line: ``id`` (unique in the file), ``family``, ``text`` (the
 final user message) and optionally ``messages``, the whole conversation ending with
 that user message. The family is what constitutions' principle tags and the audit's
-coverage ledger refer to.
+coverage ledger refer to. A stress set (``tasks.stress.stress_set``) is a prompt set whose
+lines may also carry the :data:`STRESS_FIELDS`; they are accepted here and read there.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class PromptRecord:
         }
 
 
+# A stress prompt's annotations: its stress type, the behaviour expected of a reply, and for a
+# derived variant (``charter stress derive``) the prompt it came from and the transform applied.
+STRESS_FIELDS: dict[str, type] = {"stress_type": str, "expected": str, "source": str, "transform": str}
+
+
 def prompt_record(
     messages: list[dict[str, str]], prompt_set: str, family: str | None, source_id: str | None = None
 ) -> PromptRecord:
@@ -76,7 +82,8 @@ def load_prompt_set(path: str | Path, prompt_set: str | None = None) -> list[Pro
     problems: list[Problem] = []
     first_line_of_id: dict[str, int] = {}
     required = {"id": str, "family": str, "text": str}
-    for line, item, row_problems in checked_jsonl(path, required=required, optional={"messages": list}):
+    optional = {"messages": list, **STRESS_FIELDS}
+    for line, item, row_problems in checked_jsonl(path, required=required, optional=optional):
         if item is not None and not row_problems:
             messages = item.get("messages") or [{"role": "user", "content": item["text"]}]
             reason = messages_problem(messages)

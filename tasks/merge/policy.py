@@ -9,79 +9,38 @@ policy with every decided row, so a trained checkpoint can name exactly the data
 Labels meet on ``pair_id``, which does not depend on display order; every probability
 is therefore turned to the pair's *first* response (the one whose id sorts first)
 before labels are compared or averaged.
+
+A rule label's certainty is, by default, not its stored 1.0 but the rule's estimated
+confidence (``tasks.merge.evidence``): its agreement with people on the pairs they labelled.
+A rule's label then counts as P(first) = confidence for the side it voted, and a rule not
+trusted above ``rule_min_confidence`` neither decides nor overrides the judge.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from typing import Any
 
 from tasks.core.errors import CharterError, read_input_text
 from tasks.core.hashing import canonical_json, content_id
 from tasks.core.yaml_source import load_located_yaml, validate_located
-from tasks.label.judge import METHODS, Method
+from tasks.merge.evidence import (
+    EPS,
+    Evidence,
+    beta_mean,
+    judge_spread,
+    majority_vote,
+    p_first,
+    rule_agreement,
+    rule_key,
+    side,
+)
+from tasks.merge.settings import MergeSettings
 
 Row = dict[str, Any]
-# Means of binary floats miss exact values (0.6 - 0.5 < 0.1): margins and ties compare with this slack.
-_EPS = 1e-9
-
-
-class MergeSettings(BaseModel):
-    """How human and AI labels on one pair become (at most) one preference row."""
-
-    # validate_default: the defaults pass the same normalisation as written values, so a file that
-    # spells out the default methods in another order is the same policy (and the same set id).
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True
-    )
-
-    human_override: StrictBool = True
-    """Humans decide every pair they labelled; AI labels only decide pairs without human votes.
-    False reverses the precedence: AI labels decide wherever some are usable, humans the rest."""
-
-    human_split: Literal["drop", "ai"] = "drop"
-    """When no vote has a strict majority of the annotators: drop the pair, or let the AI decide."""
-
-    ties: Literal["drop", "keep"] = "drop"
-    """A decided tie (a human majority for 'tie', or an AI mean of exactly 0.5 with
-    ``ai_min_margin`` 0) is dropped, or kept with target 0.5 and the first response as chosen."""
-
-    ai_min_margin: Annotated[float, Field(strict=True, ge=0, le=0.5)] = 0.1
-    """An AI decision is kept only if the mean probability p satisfies |p - 0.5| >= this."""
-
-    ai_require_consistent: StrictBool = False
-    """Count only judge labels whose two display orders agreed (single-order labels, whose
-    agreement is unknown, are excluded too); rule labels are deterministic and always count."""
-
-    ai_methods: tuple[Method, ...] = METHODS
-    """The AI label methods that count."""
-
-    judge_models: tuple[str, ...] | None = None
-    """Only AI labels from these judge models count (rule labels' judge_model is 'rules'); None: all."""
-
-    rules_override_judge: StrictBool = True
-    """A pair's rule labels decide over its judge (logprob/cot) labels; contradicting rules drop it."""
-
-    soft_targets: StrictBool = True
-    """Target P(chosen better) from the labels; False: 1.0 for every kept non-tie row."""
-
-    human_weight: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] = 1.0
-    """Training weight of rows humans decided."""
-
-    ai_weight: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] = 1.0
-    """Training weight of rows AI judges or rules decided."""
-
-    @field_validator("ai_methods", "judge_models")
-    @classmethod
-    def _as_set(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        """Order and repeats in a list of names mean nothing, so they must not change the set id."""
-        return None if value is None else tuple(sorted(set(value)))
 
 
 def load_merge_policy(path: str | Path) -> MergeSettings:
@@ -97,6 +56,8 @@ class MergeResult:
     rows: list[Row]
     set_row: Row
     dropped: Counter[str]
+    rule_confidence: dict[str, float] = field(default_factory=dict)
+    """Each rule's confidence in this merge (``principle/rule`` -> P(right)); empty when fixed."""
 
     @property
     def set_id(self) -> str:
@@ -124,6 +85,7 @@ class _Decision:
     target: float
     decided_by: str
     labels: list[Row]
+    weight_factor: float = 1.0  # below 1 for a row above an uncertainty bound, down-weighted
 
 
 @dataclass(frozen=True)
@@ -142,20 +104,28 @@ def merge_preferences(
     ai_rows: Iterable[Row],
     prompts: Mapping[str, Mapping[str, Any]],
     policy: MergeSettings | None = None,
+    rm_spreads: Mapping[str, float] | None = None,
 ) -> MergeResult:
     """Decide every labelled pair under ``policy``; rows follow the ``preferences`` table (less
-    run_id and created_at), sorted by pair_id, and equal inputs give an equal set id."""
+    run_id and created_at), sorted by pair_id, and equal inputs give an equal set id.
+
+    ``rm_spreads`` maps a pair to its reward-model spread (``latest_rm_spreads``), read only
+    under ``max_rm_uncertainty``. Rule confidences are estimated from these same labels.
+    """
     policy = policy or MergeSettings()
     human_rows, ai_rows = list(human_rows), list(ai_rows)
     _check_prompts([*human_rows, *ai_rows], prompts)
+    pairs = _pairs(human_rows, ai_rows)
+    confidence = _rule_confidence(pairs, policy) if policy.rule_confidence == "estimated" else None
+    evidence = Evidence(confidence, rm_spreads or {})
     dropped: Counter[str] = Counter()
     rows = []
-    for pair in _pairs(human_rows, ai_rows):
-        decision = _decide(pair, policy)
+    for pair in pairs:
+        decision = _decide(pair, policy, evidence)
         if isinstance(decision, _NoDecision):
             dropped[decision.reason] += 1
         else:
-            rows.append(_row(pair, decision, prompts[pair.prompt_id], policy))
+            rows.append(_row(pair, decision, prompts[pair.prompt_id], policy, evidence))
     set_id = _set_id(policy, rows)
     rows = [
         {"row_id": content_id("preference", {"set_id": set_id, "pair_id": row["pair_id"]}), "set_id": set_id}
@@ -169,7 +139,18 @@ def merge_preferences(
         "rows": len(rows),
         "counts": canonical_json(counts),
     }
-    return MergeResult(rows=rows, set_row=set_row, dropped=dropped)
+    return MergeResult(rows=rows, set_row=set_row, dropped=dropped, rule_confidence=dict(confidence or {}))
+
+
+def _rule_confidence(pairs: list[_Pair], policy: MergeSettings) -> dict[str, float]:
+    """Every rule's posterior agreement with the human majority over these pairs (the prior's
+    mean for a rule no person checked)."""
+    majorities = {pair.pair_id: majority_vote(row["vote"] for row in pair.humans) for pair in pairs}
+    labels = [row for pair in pairs for row in pair.ai]
+    record = rule_agreement(majorities, labels, {pair.pair_id: pair.first_id for pair in pairs})
+    prior = (policy.rule_prior_agree, policy.rule_prior_disagree)
+    keys = sorted({rule_key(row) for row in labels if row["method"] == "rule"})
+    return {key: record[key].confidence(*prior) if key in record else beta_mean(0, 0, *prior) for key in keys}
 
 
 def _check_prompts(labels: list[Row], prompts: Mapping[str, Any]) -> None:
@@ -218,15 +199,17 @@ def _latest_votes(rows: list[Row]) -> list[Row]:
     return sorted(latest.values(), key=lambda row: row["label_id"])
 
 
-def _decide(pair: _Pair, policy: MergeSettings) -> _Decision | _NoDecision:
+def _decide(pair: _Pair, policy: MergeSettings, evidence: Evidence) -> _Decision | _NoDecision:
     """Ask the sources in the policy's order; the first that decides (or drops) settles the pair."""
     if pair.texts[pair.first_id].strip() == pair.texts[pair.second_id].strip():
         return _NoDecision("identical-responses", final=True)
     human = _human_verdict(pair, policy)
-    ai = _ai_verdict(pair, policy)
+    ai = _ai_verdict(pair, policy, evidence)
     reason = None
     for verdict in (human, ai) if policy.human_override else (ai, human):
-        if isinstance(verdict, _Decision) or verdict.final:
+        if isinstance(verdict, _Decision):
+            return _bounded(verdict, pair, policy, evidence)
+        if verdict.final:
             return verdict
         # The last source to give a reason explains the drop: a split that the AI could not
         # resolve is a split when the pair has no AI labels, else the AI's own reason.
@@ -239,32 +222,61 @@ def _human_verdict(pair: _Pair, policy: MergeSettings) -> _Decision | _NoDecisio
     if not votes:
         return _NoDecision(None, final=False)
     counts = Counter(row["vote"] for row in votes)
-    (top, top_count), *others = counts.most_common()
-    if others and others[0][1] == top_count:
+    top = majority_vote(row["vote"] for row in votes)
+    if top is None:
         return _NoDecision("human-split", final=policy.human_split == "drop")
     # P(chosen better) as the annotators see it: a tie vote is half a vote for each side.
-    soft = (top_count + 0.5 * counts["tie"]) / len(votes)
+    soft = (counts[top] + 0.5 * counts["tie"]) / len(votes)
     return _decided(top, soft, "human" if len(votes) == 1 else "human-majority", votes, policy)
 
 
-def _ai_verdict(pair: _Pair, policy: MergeSettings) -> _Decision | _NoDecision:
+def _ai_verdict(pair: _Pair, policy: MergeSettings, evidence: Evidence) -> _Decision | _NoDecision:
     if not pair.ai:
         return _NoDecision(None, final=False)
-    labels, reason = _deciding_ai(pair.ai, policy)
+    labels, reason = _deciding_ai(pair.ai, policy, evidence)
     if not labels:
         return _NoDecision(reason, final=False)
+    # A trusted rule's confidence is above 0.5 (rule_min_confidence >= 0.5), so shrinking its
+    # label keeps its side: the mean is that of the rules' confidences, on the side they agree on.
+    p = evidence.mean_p_first(labels, pair.first_id)
     if all(row["method"] == "rule" for row in labels):
-        sides = {_side(_p_first(row, pair.first_id)) for row in labels}
-        if len(sides) > 1:
+        if len({side(p_first(row, pair.first_id)) for row in labels}) > 1:
             return _NoDecision("rule-conflict", final=True)
-        return _decided(sides.pop(), 1.0, "rule", labels, policy)
-    p = _mean_p_first(labels, pair.first_id)
-    if abs(p - 0.5) + _EPS < policy.ai_min_margin:
+        return _decided(side(p), max(p, 1 - p), "rule", labels, policy)
+    if abs(p - 0.5) + EPS < policy.ai_min_margin:
         return _NoDecision("below-margin", final=True)
-    return _decided(_side(p), max(p, 1 - p), "ai", labels, policy)
+    return _decided(side(p), max(p, 1 - p), "ai", labels, policy)
 
 
-def _deciding_ai(labels: list[Row], policy: MergeSettings) -> tuple[list[Row], str]:
+def _bounded(
+    decision: _Decision, pair: _Pair, policy: MergeSettings, evidence: Evidence
+) -> _Decision | _NoDecision:
+    """An AI decision above an uncertainty bound, dropped or down-weighted (once, whichever bounds
+    it passes); people's decisions and rows within the bounds unchanged."""
+    if decision.decided_by not in ("rule", "ai"):
+        return decision
+    above = []
+    spread = evidence.rm_spreads.get(pair.pair_id)
+    if (
+        policy.max_rm_uncertainty is not None
+        and spread is not None
+        and spread > policy.max_rm_uncertainty + EPS
+    ):
+        above.append("rm-uncertain")
+    if (
+        decision.decided_by == "ai"
+        and policy.max_judge_uncertainty is not None
+        and judge_spread(decision.labels, pair.first_id) > policy.max_judge_uncertainty + EPS
+    ):
+        above.append("judge-uncertain")
+    if not above:
+        return decision
+    if policy.uncertain == "drop":
+        return _NoDecision(above[0], final=True)
+    return replace(decision, weight_factor=policy.uncertain_weight)
+
+
+def _deciding_ai(labels: list[Row], policy: MergeSettings, evidence: Evidence) -> tuple[list[Row], str]:
     """The AI labels the policy lets decide, or none and the reason why none."""
     usable = [
         row
@@ -278,6 +290,9 @@ def _deciding_ai(labels: list[Row], policy: MergeSettings) -> tuple[list[Row], s
         usable = [row for row in usable if row["method"] == "rule" or row["orders_agree"] is True]
         if not usable:
             return [], "inconsistent"
+    usable = [row for row in usable if evidence.trusted(row, policy)]
+    if not usable:
+        return [], "low-rule-confidence"
     rules = [row for row in usable if row["method"] == "rule"]
     return (rules if rules and policy.rules_override_judge else usable), ""
 
@@ -293,23 +308,9 @@ def _decided(
     return _Decision(vote, soft if policy.soft_targets else 1.0, decided_by, labels)
 
 
-def _p_first(label: Row, first_id: str) -> float:
-    """The label's P(better) for the pair's first-by-id response, whichever order it was shown in."""
-    return label["p_a"] if label["response_a_id"] == first_id else 1 - label["p_a"]
-
-
-def _mean_p_first(labels: list[Row], first_id: str) -> float:
-    # fsum is exactly rounded, so the mean (and the set id) does not depend on the labels' order.
-    return math.fsum(_p_first(row, first_id) for row in labels) / len(labels)
-
-
-def _side(p_first: float) -> str:
-    if abs(p_first - 0.5) <= _EPS:
-        return "tie"
-    return "first" if p_first > 0.5 else "second"
-
-
-def _row(pair: _Pair, decision: _Decision, prompt: Mapping[str, Any], policy: MergeSettings) -> Row:
+def _row(
+    pair: _Pair, decision: _Decision, prompt: Mapping[str, Any], policy: MergeSettings, evidence: Evidence
+) -> Row:
     chosen, rejected = (pair.first_id, pair.second_id)
     if decision.vote == "second":
         chosen, rejected = rejected, chosen
@@ -324,12 +325,12 @@ def _row(pair: _Pair, decision: _Decision, prompt: Mapping[str, Any], policy: Me
         "chosen": pair.texts[chosen],
         "rejected": pair.texts[rejected],
         "target": decision.target,
-        "weight": policy.human_weight if human else policy.ai_weight,
+        "weight": (policy.human_weight if human else policy.ai_weight) * decision.weight_factor,
         "decided_by": decision.decided_by,
         "human_labels": len(pair.humans),
         "human_agreement": _agreement(pair.humans),
         "ai_labels": len(pair.ai),
-        "ai_p_chosen": _ai_p_chosen(pair, chosen, policy),
+        "ai_p_chosen": _ai_p_chosen(pair, chosen, policy, evidence),
         "label_ids": sorted(row["label_id"] for row in decision.labels),
         "principle_ids": _distinct(decision.labels, "principle_id"),
         "constitution_ids": _distinct(decision.labels, "constitution_id"),
@@ -343,13 +344,13 @@ def _agreement(votes: list[Row]) -> float | None:
     return Counter(row["vote"] for row in votes).most_common(1)[0][1] / len(votes)
 
 
-def _ai_p_chosen(pair: _Pair, chosen: str, policy: MergeSettings) -> float | None:
+def _ai_p_chosen(pair: _Pair, chosen: str, policy: MergeSettings, evidence: Evidence) -> float | None:
     """What the AI labels the policy would let decide say about the chosen response, also on
     human rows: the audit compares it with the humans' choice."""
-    labels, _ = _deciding_ai(pair.ai, policy)
+    labels, _ = _deciding_ai(pair.ai, policy, evidence)
     if not labels:
         return None
-    p = _mean_p_first(labels, pair.first_id)
+    p = evidence.mean_p_first(labels, pair.first_id)
     return p if chosen == pair.first_id else 1 - p
 
 

@@ -29,4 +29,10 @@ def merge_labels(
         "set_id": result.set_id,
         "rows": len(result.rows),
         "dropped": dict(result.dropped),
+        # Rules people contradicted often enough that the merge let them decide nothing.
+        "untrusted_rules": {
+            rule: round(confidence, 4)
+            for rule, confidence in result.rule_confidence.items()
+            if confidence <= policy.rule_min_confidence
+        },
     }

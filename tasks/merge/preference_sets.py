@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from tasks.core.errors import CharterError
 from tasks.generate.generation import select_prompts, stored_prompts
+from tasks.merge.evidence import latest_rm_spreads
 from tasks.merge.policy import MergeResult, MergeSettings, merge_preferences
 from tasks.store.store import Store
 
@@ -19,7 +20,8 @@ def merge_store(
     prompt_set: str | None = None,
     families: Sequence[str] | None = None,
 ) -> MergeResult:
-    """Merge every stored human and AI label (of one prompt set's conversations, if given)."""
+    """Merge every stored human and AI label (of one prompt set's conversations, if given), with
+    the reward model's spreads from ``reward_scores`` where the policy bounds them."""
     human = store.read("human_labels").to_pylist()
     ai = store.read("ai_labels").to_pylist()
     if prompt_set is not None or families:
@@ -30,7 +32,22 @@ def merge_store(
         ai = [row for row in ai if row["prompt_id"] in wanted]
     if not human and not ai:
         raise CharterError("no labels to merge: run `charter label` or import human labels first")
-    return merge_preferences(human, ai, stored_prompts(store), policy)
+    return merge_preferences(human, ai, stored_prompts(store), policy, _rm_spreads(store, policy))
+
+
+def _rm_spreads(store: Store, policy: MergeSettings) -> dict[str, float] | None:
+    """The pairs' reward-model spreads, read only under ``max_rm_uncertainty``; a bound with no
+    score to apply it to is a mistake worth stopping for, not a set with nothing filtered."""
+    if policy.max_rm_uncertainty is None:
+        return None
+    columns = ["score_id", "pair_id", "p_first_std", "created_at"]
+    spreads = latest_rm_spreads(store.read("reward_scores", columns).to_pylist())
+    if not spreads:
+        raise CharterError(
+            "the merge policy sets max_rm_uncertainty, but reward_scores is empty: `charter train reward` "
+            "scores the labelled pairs after training; train one first, or drop the key"
+        )
+    return spreads
 
 
 def read_set(store: Store, set_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:

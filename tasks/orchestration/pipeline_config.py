@@ -36,6 +36,7 @@ from tasks.ingest.prompt_sets import default_prompt_set_name, load_prompt_set
 from tasks.label.settings import LabelSettings
 from tasks.merge.policy import MergeSettings, load_merge_policy
 from tasks.orchestration.runners import RunnerSettings, check_runnable
+from tasks.stress.stress_set import load_stress_set
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
 
 Location = tuple[str | int, ...]
@@ -178,6 +179,7 @@ _PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("critique", "few_shot_path"),
     ("label", "judge", "template_path"),
     ("impact", "against"),
+    ("evaluate", "stress"),
 )
 
 
@@ -214,6 +216,7 @@ def _derived(config: PipelineSettings) -> list[tuple[Location, Callable[[], obje
         (("merge",), config.merge_policy),
         (("policy_model", "backend"), partial(_check_trainable, config)),
         (("evaluate",), lambda: EvaluationSettings(**evaluation, **config.evaluate.stage().model_dump())),
+        *([(("evaluate", "stress"), partial(_check_stress, config))] if config.evaluate.stress else []),
         (("runner",), partial(check_runnable, config.runner)),
     ]  # fmt: skip
 
@@ -255,6 +258,29 @@ def _check_families(prompts: PromptsSettings) -> None:
         raise ValueError(
             f"no prompts of family {', '.join(unknown)} in {prompts.file}; "
             f"its families: {', '.join(sorted(str(family) for family in known))}"
+        )
+
+
+def _check_stress(config: PipelineSettings) -> None:
+    """The stress set must be valid against the constitution and never trained on: no prompt of
+    the prompt set the run ingests (and trains on) may share its id or its text (the last user
+    turn, so a stress conversation built around a training message counts too) with one of it."""
+    stress = load_stress_set(str(config.evaluate.stress), load_constitution(config.constitution))
+    try:
+        trained = load_prompt_set(config.prompts.file)
+    except InputError:
+        return  # the file's own problems are preflight's to report
+    ids, texts = {r.source_id for r in trained}, {r.text for r in trained}
+    shared = [
+        item.source_id
+        for item in stress
+        if item.source_id in ids or item.prompt.messages[-1]["content"] in texts
+    ]
+    if shared:
+        raise ValueError(
+            f"{len(shared)} of the {len(stress)} prompts of {config.evaluate.stress} share an id or a text "
+            f"with the prompts file {config.prompts.file} (first: {shared[0]}): a stress set must be one "
+            "the model never trains on"
         )
 
 

@@ -38,6 +38,9 @@ HUMAN_PAIRS_SQL = (
     " from human_labels"
 )
 
+# Only what the uncertainty tables need of each scored pair: a store may hold many.
+REWARD_UNCERTAINTY_SQL = "select members, p_first_std, rm_correct from reward_uncertainty"
+
 
 @dataclass(frozen=True)
 class StageRecord:
@@ -116,11 +119,14 @@ def load_checkpoint(path: str | Path | None, kinds: tuple[str, ...]) -> Checkpoi
 
 
 def audit_records(store: Store) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
-    """The audit summary's sections plus the per-bin ``calibration`` view, as plain records, and
-    the families with no human and no AI label."""
+    """The audit summary's sections plus the per-bin ``calibration``, the ``rule_agreement`` and the
+    per-pair ``reward_uncertainty`` views, as plain records, and the families with no human and
+    no AI label."""
     summary = audit_summary(store, disagreement_limit=5)
     records = {name: result.records() for name, result in summary.sections.items()}
     records["calibration"] = run_query(store, "select * from calibration").records()
+    records["rule_agreement"] = run_query(store, "select * from rule_agreement").records()
+    records["reward_uncertainty"] = run_query(store, REWARD_UNCERTAINTY_SQL).records()
     unlabelled = {source: summary.unlabelled_families(source) for source in ("human", "ai")}
     return records, unlabelled
 

@@ -4,7 +4,8 @@ The HTML carries its charts as inline SVG and its style inline, under a Content-
 that forbids loading anything, so it opens offline, from a CI artifact or an e-mail, exactly
 as it was written. The Markdown has the same tables without the charts, for terminals and CI
 logs. Both are rendered from one list of sections (``tasks.report.audit_sections``,
-``tasks.report.review_section``, ``tasks.report.training_sections``), so they agree.
+``tasks.report.review_section``, ``tasks.report.uncertainty_section``,
+``tasks.report.training_sections``, ``tasks.report.stress_section``), so they agree.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from tasks.report.blocks import Block, Figure, Note, Section, Table, format_valu
 from tasks.report.data import ReportData, StageRecord, gather_report_data
 from tasks.report.impact_section import impact_section
 from tasks.report.review_section import review_section
+from tasks.report.stress_section import stress_section
 from tasks.report.training_sections import policy_section, reward_section, scoreboard_section
+from tasks.report.uncertainty_section import evidence_section, uncertainty_section
 from tasks.store.store import Store
 
 __all__ = ["ReportPaths", "StageRecord", "render_html", "render_markdown", "write_report"]
@@ -46,12 +49,15 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
     length_section,
     coverage_section,
     calibration_section,
+    evidence_section,
+    uncertainty_section,
     disagreements_section,
     review_section,
     impact_section,
     reward_section,
     policy_section,
     scoreboard_section,
+    stress_section,
 )
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"

@@ -31,6 +31,7 @@ AUDIT_QUERIES = {
     "length_bias": "select * from length_bias",
     "human_position_bias": "select * from human_position_bias",
     "calibration_error": "select * from calibration_error",
+    "rule_agreement": "select kind, source, pairs, agree, disagree, confidence from rule_agreement",
     "ai_disagreements": (
         "select family, judge_model, principle_id, ai_confidence, ai_vote, human_vote, prompt"
         " from ai_disagreement_bench limit {limit}"

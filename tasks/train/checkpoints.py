@@ -11,18 +11,26 @@ crashed run leaves no half-checkpoint to reuse.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tasks.backends.models import resolve_model
-from tasks.constitution.model import load_constitution
+from tasks.constitution.model import Constitution, load_constitution
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
 from tasks.generate.generation import select_prompts
 from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
 from tasks.train.dpo import logprob_margin, train_dpo, training_rows
-from tasks.train.ensemble import TrainedEnsemble, ensemble_metrics, load_scorer, save_ensemble, train_ensemble
+from tasks.train.ensemble import (
+    TrainedEnsemble,
+    ensemble_metrics,
+    load_scorer,
+    member_names,
+    save_ensemble,
+    train_ensemble,
+)
 from tasks.train.lineage import lineage_record, read_lineage, reusable_checkpoint, write_lineage
 from tasks.train.ppo import make_policy, ppo_train, rollout_schedule, save_policy
 from tasks.train.rewards import RewardFn, rule_reward, summed
@@ -103,12 +111,13 @@ def _reward_metrics(trained: TrainedEnsemble) -> dict[str, Any]:
         "members": [
             {
                 "member": k,
+                "name": name,
                 "seed": seed,
                 "distinct_pairs": size,
                 "accuracy": h.evaluations[-1]["accuracy"] if len(h.evaluations) > 1 else None,
             }
-            for k, (h, size, seed) in enumerate(
-                zip(histories, trained.sample_sizes, trained.seeds, strict=True)
+            for k, (name, h, size, seed) in enumerate(
+                zip(member_names(len(histories)), histories, trained.sample_sizes, trained.seeds, strict=True)
             )
         ],
     }
@@ -167,6 +176,25 @@ def train_dpo_checkpoint(
     return _install(staging, path, record)
 
 
+def policy_reward(
+    config: PPOSettings,
+    reward_model: str | None,
+    constitution: Constitution | None,
+    families: dict[str, str | None],
+) -> tuple[RewardFn, Callable[[], dict[str, float]] | None]:
+    """A policy optimiser's reward: the reward model's members aggregated as ``config`` says
+    (``reward_aggregation``, ``uncertainty_penalty``) plus the constitution's rule reward, either
+    or both; and, with a reward model, the figures of its last call for the training log."""
+    rewards: list[RewardFn] = []
+    scorer = None
+    if reward_model is not None:
+        scorer = load_scorer(reward_model, config.reward_aggregation, config.uncertainty_penalty)
+        rewards.append(scorer)
+    if constitution is not None:
+        rewards.append(rule_reward(constitution, families))
+    return summed(rewards), scorer.figures if scorer is not None else None
+
+
 def train_ppo_checkpoint(
     store: Store,
     run_id: str,
@@ -179,11 +207,18 @@ def train_ppo_checkpoint(
 ) -> dict[str, Any]:
     """PPO against a reward model's score and/or the constitution's rules, on a prompt set's prompts.
 
-    The lineage lists the prompts the rollouts used (``rollout_prompt_ids``): the policy was
-    trained on them, so the scoreboard leaves them out of its held-out prompts.
+    An ensemble reward model's members are aggregated as ``config.reward_aggregation`` says, and
+    each step's log records their mean, spread and the aggregate (``rm/mean``, ``rm/std``,
+    ``rm/aggregate``). The lineage lists the prompts the rollouts used (``rollout_prompt_ids``):
+    the policy was trained on them, so the scoreboard leaves them out of its held-out prompts.
     """
     if reward_model is None and constitution_path is None:
         raise CharterError("PPO needs a reward: --reward-model, --rules CONSTITUTION, or both")
+    if reward_model is None and config.reward_aggregation != "mean":
+        raise CharterError(
+            f"--reward-aggregation {config.reward_aggregation} aggregates a reward model's members: "
+            "give --reward-model"
+        )
     base = resolve_model(model)
     prompts = select_prompts(store, prompt_set)
     constitution = load_constitution(constitution_path) if constitution_path else None
@@ -198,11 +233,9 @@ def train_ppo_checkpoint(
     path, done = _target(store, "ppo", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
-    rewards: list[RewardFn] = []
-    if reward_model is not None:
-        rewards.append(load_scorer(reward_model))
-    if constitution is not None:
-        rewards.append(rule_reward(constitution, {p.prompt_id: p.family for p in prompts}))
+    reward, reward_log = policy_reward(
+        config, reward_model, constitution, {p.prompt_id: p.family for p in prompts}
+    )
     rolled_out = sorted(
         {prompts[i].prompt_id for batch in rollout_schedule(len(prompts), config) for i in batch}
     )
@@ -211,7 +244,8 @@ def train_ppo_checkpoint(
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(base.path), config)
-    history = ppo_train(policy, tokenizer, [list(p.messages) for p in prompts], summed(rewards), config)
+    conversations = [list(p.messages) for p in prompts]
+    history = ppo_train(policy, tokenizer, conversations, reward, config, reward_log=reward_log)
     staging = _staging(path)
     save_policy(policy, staging / "adapter")
     merged = policy.lm.merge_and_unload()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,13 @@ from tasks.train.reward_model import (
     train_reward_model,
     write_metadata,
 )
-from tasks.train.rewards import RewardFn
 from tasks.train.settings import RewardModelSettings
 from tasks.train.uncertainty import (
     Aggregation,
     aggregate,
     bootstrap_sample,
+    means_and_stds,
+    member_mean,
     pair_probabilities,
     uncertainty_bins,
 )
@@ -88,11 +89,43 @@ class RewardEnsemble:
         count = len(chosen)
         return pair_probabilities([s[:count] for s in scores], [s[count:] for s in scores])
 
-    def scorer(self, how: Aggregation = "mean", penalty: float = 1.0, batch_size: int = 16) -> RewardFn:
+    def scorer(self, how: Aggregation = "mean", penalty: float = 1.0, batch_size: int = 16) -> EnsembleScorer:
         """A reward function over the aggregate of the members' scores (``tasks.train.uncertainty``)."""
-        return lambda conversations, responses: aggregate(
-            self.member_scores(conversations, responses, batch_size), how, penalty
-        )
+        return EnsembleScorer(self, how, penalty, batch_size)
+
+
+@dataclass
+class EnsembleScorer:
+    """The reward function PPO (and any other optimiser) gets from an ensemble: one aggregate per
+    response. It keeps the last batch's figures, so a training log can record what the reward
+    model said beside what was optimised: ``rm/mean`` and ``rm/std`` (the batch's average of the
+    members' mean and spread per response) and ``rm/aggregate`` (the batch's average reward)."""
+
+    ensemble: RewardEnsemble
+    how: Aggregation = "mean"
+    penalty: float = 1.0
+    batch_size: int = 16
+    last: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, conversations: Sequence[Sequence[Message]], responses: Sequence[str]) -> list[float]:
+        members = self.ensemble.member_scores(conversations, responses, self.batch_size)
+        rewards = aggregate(members, self.how, self.penalty)
+        means, stds = means_and_stds(members)
+        self.last = {
+            "rm/mean": member_mean(means),
+            "rm/std": member_mean(stds),
+            "rm/aggregate": member_mean(rewards),
+        }
+        return rewards
+
+    def figures(self) -> dict[str, float]:
+        """The last batch's figures (empty before the first call)."""
+        return dict(self.last)
+
+
+def member_names(count: int) -> list[str]:
+    """Each member's folder inside an ensemble's: the folder itself (``.``) for a single model."""
+    return ["."] if count == 1 else [f"member-{index}" for index in range(count)]
 
 
 @dataclass
@@ -172,7 +205,7 @@ def save_ensemble(ensemble: RewardEnsemble, path: str | Path, metadata: Mapping[
     if len(ensemble.members) == 1:
         model, tokenizer = ensemble.members[0]
         return save_reward_model(model, tokenizer, path, metadata)
-    names = [f"member-{index}" for index in range(len(ensemble.members))]
+    names = member_names(len(ensemble.members))
 
     def write(folder: Path) -> None:
         for index, (name, (model, tokenizer)) in enumerate(zip(names, ensemble.members, strict=True)):
@@ -202,7 +235,7 @@ def load_ensemble(path: str | Path) -> tuple[RewardEnsemble, dict[str, Any]]:
 
 def load_scorer(
     path: str | Path, how: Aggregation = "mean", penalty: float = 1.0, batch_size: int = 16
-) -> RewardFn:
+) -> EnsembleScorer:
     """The reward model or ensemble saved at ``path`` as one reward function (``how`` aggregates
     an ensemble's members; a single model's score is its own mean, min and uwo)."""
     return load_ensemble(path)[0].scorer(how, penalty, batch_size)

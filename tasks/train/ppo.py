@@ -13,7 +13,7 @@ the weights serves both. Pure Python and torch: importable without Prefect.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -169,11 +169,14 @@ def ppo_train(
     reward_fn: RewardFn,
     config: PPOSettings,
     on_step: Callable[[dict], None] | None = None,
+    reward_log: Callable[[], Mapping[str, float]] | None = None,
 ) -> list[dict]:
     """Train ``model`` (from :func:`make_policy`) in place with PPO; return one log dict per step.
 
     ``prompts`` are chat conversations (lists of ``{"role", "content"}``), visited in the order of
     :func:`rollout_schedule`; ``reward_fn(conversations, responses)`` scores the decoded responses.
+    ``reward_log`` (e.g. an ensemble scorer's ``figures``) gives figures of the step's reward call
+    to add to its log: what the reward model thought, beside the reward that was optimised.
     ``on_step`` sees each step's log as soon as it is made.
     """
     schedule = rollout_schedule(len(prompts), config)
@@ -244,6 +247,7 @@ def ppo_train(
                 "response_length": mask.sum(1).float().mean().item(),
                 "rollout_s": rollout_s,
                 "update_s": time.perf_counter() - started,
+                **(reward_log() if reward_log is not None else {}),
             }
             history.append(log)
             if on_step is not None:

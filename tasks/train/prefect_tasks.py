@@ -7,9 +7,10 @@ from typing import Any
 from prefect import task
 
 from tasks.evaluate.evaluation import EvaluationSettings, evaluate_checkpoint
-from tasks.orchestration.task_options import task_options
+from tasks.orchestration.task_options import task_context, task_options
 from tasks.store.store import Store
 from tasks.train.checkpoints import train_dpo_checkpoint, train_ppo_checkpoint, train_reward_checkpoint
+from tasks.train.pair_scores import new_score_rows
 from tasks.train.settings import DPOSettings, RewardModelSettings
 
 
@@ -18,6 +19,14 @@ def reward_task(
     store_root: str, run_id: str, set_id: str | None, config: RewardModelSettings, output: str | None
 ) -> dict[str, Any]:
     return train_reward_checkpoint(Store(store_root), run_id, set_id, config, output)
+
+
+@task(name="score-labelled-pairs", **task_options())
+def pair_scores_task(store_root: str, run_id: str, checkpoint: str) -> dict[str, Any]:
+    """Store the reward checkpoint's verdicts on the labelled pairs it has not scored yet."""
+    run = task_context(store_root, run_id)
+    run.append("reward_scores", new_score_rows(run.store, checkpoint))
+    return run.outcome()
 
 
 @task(name="train-dpo", **task_options(retries=0))

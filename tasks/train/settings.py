@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.train.uncertainty import Aggregation
+
 # The loss types TRL 1.16's DPOTrainer computes (``DPOConfig.loss_type``; the trainer raises on
 # any other name, but only when the first batch's loss is computed, after the reward model trained).
 DPOLossType = Literal[
@@ -64,9 +66,9 @@ class DPOSettings(BaseModel):
 
 class RewardModelSettings(BaseModel):
     """Training settings. ``learning_rate``'s default suits the small encoder; causal LMs usually
-    want less (~1e-5)."""
+    want less (~1e-5). The fields' docstrings are their descriptions (``charter train reward --help``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     backbone: str = "minilm"
     """``"minilm"`` (embedded encoder), ``"smollm2"`` (embedded causal LM), or a model folder / Hub id."""
@@ -80,16 +82,16 @@ class RewardModelSettings(BaseModel):
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     """Share of pairs held out when ``train_reward_model`` gets no ``eval_records``."""
     ensemble: int = Field(1, ge=1, le=16)
-    """Members of the ensemble: each trains with its own seed (``seed + k``) on its own bootstrap
-    resample of the training pairs; 1 is a single model on every pair. Their spread is the
-    reward model's uncertainty (``tasks.train.uncertainty``)."""
+    """Members of the ensemble: member k trains with seed + k on its own bootstrap resample of the
+    training pairs; 1 is a single model on every pair. Their spread is the reward model's
+    uncertainty."""
 
 
 class PPOSettings(BaseModel):
     """PPO's settings. Clip ranges, ``vf_coef``, GAE and KL control default to the original TRL's
     values; sizes and learning rate default small, for a LoRA policy on a CPU."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: int = Field(20, gt=0)
     batch_size: int = Field(8, gt=0, description="prompts (and responses) per step")
@@ -112,3 +114,11 @@ class PPOSettings(BaseModel):
     lora_alpha: int = Field(16, gt=0)
     seed: int = 0
     whiten_advantages: bool = True
+    reward_aggregation: Aggregation = Field(
+        "mean",
+        description="How an ensemble reward model's members make PPO's reward: their mean, their "
+        "worst case (min) or uwo (mean - uncertainty_penalty * std), after Coste et al. (ICLR 2024).",
+    )
+    uncertainty_penalty: float = Field(
+        1.0, ge=0, description="uwo's weight on the members' spread (std); unused by mean and min."
+    )

@@ -116,8 +116,9 @@ def test_label_and_merge_flows_label_rule_breakers_correctly_and_resume(tmp_path
     rows = store.read("preferences").to_pylist()
     assert len(rows) == merged.rows == len(RULE_CASES)
     for row in rows:
-        # Rules override the judge by default: the good response is chosen, with certainty.
-        assert row["decided_by"] == "rule" and row["chosen"] in good and row["target"] == 1.0
+        # Rules override the judge by default: the good response is chosen. Nobody labelled these
+        # pairs, so each rule's confidence is its prior's: Beta(4, 1) -> 4 / 5.
+        assert row["decided_by"] == "rule" and row["chosen"] in good and row["target"] == pytest.approx(0.8)
         assert set(row["label_ids"]) <= {r["label_id"] for r in rules}
     remerged = merge(store=str(store.root))
     assert remerged.set_id == merged.set_id and remerged.added("preferences") == 0

@@ -241,18 +241,38 @@ def test_require_consistent_keeps_only_labels_whose_orders_agreed() -> None:
 def test_rules_override_the_judge_and_conflicting_rules_drop_the_pair() -> None:
     judge = ai("a1", GOOD, BAD, 0.1)  # P(GOOD) 0.1: the judge prefers BAD
     dosing = rule("r1", BAD, GOOD, 0.0)  # P(GOOD) 1.0: BAD gives a dose
-    row = only_row(merge(ais=[judge, dosing]))
+    # Certain rules (the old default): the rule's 1.0 is the target.
+    row = only_row(merge(ais=[judge, dosing], rule_confidence="fixed"))
     assert (row["decided_by"], row["chosen"], row["target"]) == ("rule", GOOD, 1.0)
     assert (row["label_ids"], row["principle_ids"], row["ai_labels"]) == (["r1"], ["no-dosing"], 2)
     assert row["ai_p_chosen"] == 1.0
 
     # Without the override the rule is one more vote: P(GOOD) = (0.1 + 1.0) / 2 = 0.55.
-    assert merge(ais=[judge, dosing], rules_override_judge=False).dropped == {"below-margin": 1}
-    mixed = only_row(merge(ais=[judge, dosing], rules_override_judge=False, ai_min_margin=0.05))
+    fixed = {"rule_confidence": "fixed"}
+    assert merge(ais=[judge, dosing], rules_override_judge=False, **fixed).dropped == {"below-margin": 1}
+    mixed = only_row(merge(ais=[judge, dosing], rules_override_judge=False, ai_min_margin=0.05, **fixed))
     assert (mixed["decided_by"], mixed["chosen"], mixed["target"]) == ("ai", GOOD, pytest.approx(0.55))
 
     conflict = [dosing, rule("r2", GOOD, BAD, 0.0)]  # r2: P(GOOD) 0.0
     assert merge(ais=[judge, *conflict]).dropped == {"rule-conflict": 1}
+
+
+def test_a_rule_nobody_checked_is_as_sure_as_its_prior() -> None:
+    judge = ai("a1", GOOD, BAD, 0.1)
+    dosing = rule("r1", BAD, GOOD, 0.0)
+    # No person labelled a pair the rule decided: confidence = the prior's mean 4 / (4 + 1) = 0.8.
+    result = merge(ais=[judge, dosing])
+    assert result.rule_confidence == {"no-dosing/no-dosing": pytest.approx(0.8)}
+    row = only_row(result)
+    assert (row["decided_by"], row["chosen"], row["target"]) == ("rule", GOOD, pytest.approx(0.8))
+    assert row["ai_p_chosen"] == pytest.approx(0.8)
+    # A prior of 1 and 1 (uniform) puts it at 0.5, not above the minimum: the judge decides.
+    uniform = only_row(merge(ais=[judge, dosing], rule_prior_agree=1.0))
+    assert (uniform["decided_by"], uniform["chosen"], uniform["target"]) == ("ai", BAD, pytest.approx(0.9))
+    assert merge(ais=[dosing], rule_prior_agree=1.0).dropped == {"low-rule-confidence": 1}
+    # As one more vote the rule counts 0.8 for GOOD: (0.1 + 0.8) / 2 = 0.45, so BAD at 0.55.
+    mixed = only_row(merge(ais=[judge, dosing], rules_override_judge=False, ai_min_margin=0.05))
+    assert (mixed["decided_by"], mixed["chosen"], mixed["target"]) == ("ai", BAD, pytest.approx(0.55))
 
 
 def test_identical_responses_are_never_a_preference() -> None:

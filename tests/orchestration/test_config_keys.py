@@ -216,7 +216,7 @@ ALL_CASES = list(cases(PipelineSettings))
 # Keys that hold free text on purpose (paths, names, addresses); any other text key must be a choice.
 FREE_TEXT_KEYS = {
     "store", "constitution", "file", "path", "format", "annotator", "family", "model", "base_url",
-    "few_shot_path", "template_path", "policy_file", "backbone", "report_dir", "address", "against",
+    "few_shot_path", "template_path", "policy_file", "backbone", "report_dir", "address", "against", "stress",
 }  # fmt: skip
 # Numbers any value of which works; every other number has a range.
 UNBOUNDED_NUMBER_KEYS = {"seed"}

@@ -564,6 +564,7 @@ def test_every_plot_renders_in_headless_chromium(
         "length-bias",
         "coverage",
         "judge-calibration",
+        "rule-agreement",
         "reward-loss",
         "reward-calibration",
         "policy-loss",

@@ -46,7 +46,7 @@ from tests.store.test_audit_ai import add_prompts, ai, ai_row, default_texts, hu
 
 HOSTILE_NAME = "<b>x</b>"
 FAMILIES = {1: "booking", 2: "booking", 3: "booking", 7: "booking"} | dict.fromkeys((4, 5, 6, 8), "billing")
-QUEUE_SIZES = {"uncertain": 7, "inconsistent": 2, "conflict": 3, "coverage": 4, "audit": 8}
+QUEUE_SIZES = {"uncertain": 7, "inconsistent": 2, "conflict": 3, "coverage": 4, "audit": 8, "rm-uncertain": 0}
 
 
 def bench(pair: int, annotator: str, vote: str, queue: str, shown_first: str) -> dict:
@@ -119,7 +119,7 @@ def test_the_review_section_shows_queues_bench_labels_agreement_and_position_bia
     paths = write_report(reviewed, tmp_path / "out", title="Run", stages=[])
     md = markdown_review(paths.markdown.read_text(encoding="utf-8"))
 
-    queue_rows = re.findall(r"^\| (\w+) \| [^|]+ \| (\d+) \|$", md, re.M)
+    queue_rows = re.findall(r"^\| ([\w-]+) \| [^|]+ \| (\d+) \|$", md, re.M)
     assert {name: int(n) for name, n in queue_rows} == QUEUE_SIZES
     assert [name for name, _ in queue_rows] == list(QUEUE_SIZES)  # the file's order
     escaped = "&lt;b&gt;x&lt;/b&gt;"  # the Markdown, too, keeps the name from becoming HTML
@@ -152,8 +152,15 @@ def test_before_anyone_uses_the_bench_it_says_so_in_one_line_and_still_sizes_the
     md = markdown_review(paths.markdown.read_text(encoding="utf-8"))
     # Only pair 1 is human-labelled, and the AI agrees with it: conflict is empty, and coverage
     # holds every other AI-labelled pair, {2, ..., 8}.
-    sizes = {name: int(n) for name, n in re.findall(r"^\| (\w+) \| [^|]+ \| (\d+) \|$", md, re.M)}
-    assert sizes == {"uncertain": 7, "inconsistent": 2, "conflict": 0, "coverage": 7, "audit": 8}
+    sizes = {name: int(n) for name, n in re.findall(r"^\| ([\w-]+) \| [^|]+ \| (\d+) \|$", md, re.M)}
+    assert sizes == {
+        "uncertain": 7,
+        "inconsistent": 2,
+        "conflict": 0,
+        "coverage": 7,
+        "audit": 8,
+        "rm-uncertain": 0,
+    }
     assert md.count("Nobody has labelled in the review bench yet.") == 1
     assert "shown first wins" not in md  # imported labels carry no display order
     assert "| 1 | 0 | 1 | 1 | 1.000 |" in md  # pair 1: the AI agrees with the imported majority
@@ -180,7 +187,8 @@ def test_charter_run_ends_with_the_queue_sizes_and_how_to_open_the_bench(reviewe
     path = str(reviewed.root)
     first, second = bench_summary_lines(reviewed, path)
     assert first == (
-        "review queues (pairs each holds): uncertain 7, inconsistent 2, conflict 3, coverage 4, audit 8"
+        "review queues (pairs each holds): uncertain 7, inconsistent 2, conflict 3, coverage 4, audit 8, "
+        "rm-uncertain 0"
     )
     assert second == (
         f"To label these pairs, run `charter review add-annotator NAME --store {path}` "

@@ -22,6 +22,7 @@ from tasks.store.sql import readonly_connection
 from tasks.store.store import Store
 from tests.core.hostile import DEEP_BRACKETS, alias_bomb, folder, write
 from tests.review.conftest import CASES, UNCERTAIN_ORDER
+from tests.store.test_evidence_views import score
 
 NAMES = {case.pair_id: name for name, case in CASES.items()}
 GOOD_SQL = "select pair_id, 1 as priority from ai_labels"
@@ -67,7 +68,14 @@ def test_the_bundled_queues_load_and_rank_the_fixture_pairs_as_worked_out_by_han
     store: Store, con: duckdb.DuckDBPyConnection
 ) -> None:
     queues = load_queues(None, store)
-    assert [q.name for q in queues] == ["uncertain", "inconsistent", "conflict", "coverage", "audit"]
+    assert [q.name for q in queues] == [
+        "uncertain",
+        "inconsistent",
+        "conflict",
+        "coverage",
+        "audit",
+        "rm-uncertain",
+    ]
     assert {q.source for q in queues} == {str(BUNDLED_QUEUES)}
     lines = BUNDLED_QUEUES.read_text().splitlines()
     assert all(lines[q.line - 1].strip().startswith("sql:") for q in queues)
@@ -92,13 +100,42 @@ def test_the_bundled_queues_load_and_rank_the_fixture_pairs_as_worked_out_by_han
     # pairs all have human votes already.
     assert ranked["coverage"] == [("close", 0.0), ("lopsided", 0.0), ("ruled", 0.5)]
     assert sorted(name for name, _ in ranked["audit"]) == sorted(UNCERTAIN_ORDER)
+    # rm-uncertain: no reward model has scored the fixture's pairs.
+    assert ranked["rm-uncertain"] == []
     assert queue_sizes(store, queues) == {
         "uncertain": 5,
         "inconsistent": 2,
         "conflict": 2,
         "coverage": 3,
         "audit": 5,
+        "rm-uncertain": 0,
     }
+
+
+def test_rm_uncertain_serves_the_widest_ensemble_spread_first(tmp_path: Path) -> None:
+    scored = Store.create(tmp_path / "scored")
+    scored.append(
+        "reward_scores",
+        [
+            score("narrow", "ensemble", 0.8, 0.02),
+            score("wide", "ensemble", 0.55, 0.31),
+            score("middle", "ensemble", 0.3, 0.12),
+            score("single", "one-model", 0.9, 0.0) | {"members": 1},  # one model: no spread to rank by
+            score("rescored", "old", 0.5, 0.4),
+        ],
+        "r1",
+    )
+    # A later checkpoint rescored one pair: its newest spread (0.05) is the one that counts.
+    scored.append("reward_scores", [score("rescored", "new", 0.6, 0.05)], "r2")
+    (queue,) = [q for q in load_queues(None, scored) if q.name == "rm-uncertain"]
+    with readonly_connection(scored) as connection:
+        ranked = queue_snapshot(connection, queue, 100)
+    assert [(pair, round(priority, 6)) for pair, priority in ranked] == [
+        ("wide", -0.31),
+        ("middle", -0.12),
+        ("rescored", -0.05),
+        ("narrow", -0.02),
+    ]
 
 
 REFUSED = {

@@ -17,7 +17,6 @@ from tasks.ingest.human_labels import parse_label_file
 from tasks.train.ensemble import load_scorer
 from tasks.train.reward_model import (
     METADATA_FILE,
-    backbone_path,
     bt_loss,
     format_text,
     held_out_metrics,
@@ -29,6 +28,7 @@ from tasks.train.reward_model import (
     train_reward_model,
 )
 from tasks.train.settings import RewardModelSettings
+from tests.train.tiny_models import tiny_bert
 
 
 def _loss(margins: list[float], targets: list[float], weights: list[float] | None = None) -> float:
@@ -217,20 +217,9 @@ def test_text_format_ends_with_the_response() -> None:
 @pytest.fixture(scope="module")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 1-layer, 32-wide BERT with MiniLM's tokenizer, saved as a model folder: seconds to train."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
     folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(backbone_path("minilm"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
+    model, tokenizer = tiny_bert(seed=0)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 
