@@ -66,7 +66,7 @@ def print_result(result: QueryResult, fmt: str, console: Console) -> None:
         console.print(f"[dim]{len(result.rows)} row(s)[/dim]")
 
 
-def _records_table(records: list[dict[str, Any]], title: str) -> Table:
+def records_table(records: list[dict[str, Any]], title: str) -> Table:
     columns = list(records[0]) if records else []
     rows = [tuple(round(v, 4) if isinstance(v, float) else v for v in r.values()) for r in records]
     return rich_table(QueryResult(columns, rows), title=title, max_width=40)
@@ -74,10 +74,10 @@ def _records_table(records: list[dict[str, Any]], title: str) -> Table:
 
 def print_scoreboard(report: dict[str, Any], console: Console) -> None:
     """The behaviour scoreboard: per family, per rule, win rates, and the length warning."""
-    console.print(_records_table(report["families"], f"Behaviour on {report['prompts']} held-out prompts"))
-    console.print(_records_table(report["principles"], "Rule pass rate per principle/rule"))
+    console.print(records_table(report["families"], f"Behaviour on {report['prompts']} held-out prompts"))
+    console.print(records_table(report["principles"], "Rule pass rate per principle/rule"))
     if report["win_rates"]:
-        console.print(_records_table(report["win_rates"], "Tuned vs base win rate"))
+        console.print(records_table(report["win_rates"], "Tuned vs base win rate"))
     check = report["length_check"]
     if check and check["warning"]:
         console.print(f"[yellow]warning:[/yellow] {check['warning']}")

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from flows.cli.common import out
 from flows.cli.options import Options, settings_options
-from flows.render import _records_table
+from flows.render import records_table
 from tasks.constitution.model import load_constitution
 from tasks.core.files import write_jsonl_atomically
 from tasks.stress.derive import derive, variant_row
@@ -54,11 +54,11 @@ def derive_command(
 def print_stress(section: dict[str, Any], console: Console) -> None:
     """The stress section of a scoreboard: the per-type table, then the shadow zone."""
     title = f"Stress set {section['file']}: {section['prompts']} prompts, base vs tuned per stress type"
-    console.print(_records_table(section["table"], title))
+    console.print(records_table(section["table"], title))
     zone = [{k: v for k, v in entry.items() if k != "tuned_response"} for entry in section["shadow_zone"]]
     if zone:
         console.print(
-            _records_table(zone, "Shadow zone: tuned worse than base, or the reward model least sure")
+            records_table(zone, "Shadow zone: tuned worse than base, or the reward model least sure")
         )
     else:
         console.print(
@@ -74,4 +74,4 @@ def print_beyond_known(section: dict[str, Any] | None, console: Console) -> None
         f"Out of what the reward model knows: spread above {section['threshold']:.4f} "
         f"(the {section['quantile']:.0%} quantile on {section['reference_samples']} held-out base samples)"
     )
-    console.print(_records_table(section["families"], title))
+    console.print(records_table(section["families"], title))

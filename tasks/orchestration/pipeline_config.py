@@ -127,6 +127,16 @@ class TrainStageSettings(_Section):
     # What PPO is rewarded by: the reward model, the constitution's rules, or both summed.
     ppo_reward: Literal["reward_model", "rules", "both"] = "reward_model"
 
+    @model_validator(mode="after")
+    def _aggregation_needs_a_reward_model(self) -> TrainStageSettings:
+        # PPO refuses this pairing too, but only after the reward model has trained.
+        if self.ppo_reward == "rules" and self.ppo.reward_aggregation != "mean":
+            raise ValueError(
+                f"ppo.reward_aggregation {self.ppo.reward_aggregation} aggregates a reward model's "
+                "ensemble, but ppo_reward is rules: use reward_model or both, or leave it at mean"
+            )
+        return self
+
 
 class EvaluateStageSettings(EvaluateSettings):
     """The evaluate stage's settings, and whether the pipeline runs it."""

@@ -274,6 +274,10 @@ CROSS_KEY_CASES = {
     "cot-clamp-without-half": ({"label": {"judge": {"cot_clamp": [0.6, 0.9]}}}, (*JUDGE, "cot_clamp")),
     "judge-method-twice": ({"label": {"judge": {"methods": ["rule", "rule"]}}}, (*JUDGE, "methods")),
     "exo-without-smoothing": ({"train": {"dpo": {"loss_type": "exo_pair"}}}, ("train", "dpo")),
+    "aggregation-without-reward-model": (
+        {"train": {"ppo_reward": "rules", "ppo": {"reward_aggregation": "min"}}},
+        ("train",),
+    ),
     "openai-without-server": ({"judge_model": {"backend": "openai", "model": "m"}}, ("judge_model",)),
     "base-url-for-hf": ({"judge_model": {"backend": "hf", "base_url": SERVER}}, ("judge_model",)),
     "training-a-served-policy": (
