@@ -82,6 +82,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/review.py
 	$(BIN)/python bench/compact.py
+	$(BIN)/python bench/overoptimization.py
+	$(BIN)/python bench/uncertainty.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)

@@ -337,7 +337,9 @@ def _evaluate(state: _PipelineState) -> _StageOutcome:
         settings=config.evaluate.stage(),
         judge_model=config.judge_spec,
     )
-    return _StageOutcome(detail=f"{result.prompts} held-out prompts")
+    stress = result.scoreboard.get("stress")
+    on_stress = f", {stress['prompts']} stress prompts" if stress else ""
+    return _StageOutcome(detail=f"{result.prompts} held-out prompts{on_stress}")
 
 
 _STAGE_RUNNERS: dict[str, Callable[[_PipelineState], _StageOutcome]] = {
