@@ -3,8 +3,9 @@
 Member k trains with seed ``seed + k`` on its own bootstrap resample of the training pairs
 (drawn with replacement, as many as there are pairs), so the members agree where the data
 pins the answer down and drift apart where it does not. All members share one held-out split,
-so the ensemble's held-out figures and each member's are measured on the same pairs. An
-ensemble of one is the plain reward model, trained on every pair, saved in the plain layout.
+so the ensemble's held-out figures and each member's are measured on the same pairs. Each
+member is centred on the training responses (:class:`RewardEnsemble`). An ensemble of one is
+the plain reward model, trained on every pair, saved in the plain layout.
 
 On disk an ensemble is one folder: ``charter-reward.json`` (the settings and the member
 folders' names) and one saved reward model per member (``member-0``, ``member-1``, ...).
@@ -63,18 +64,40 @@ def member_sample(records: Sequence[Mapping[str, Any]], config: RewardModelSetti
 
 @dataclass
 class RewardEnsemble:
-    """Loaded members (model, tokenizer), scoring texts cut to ``max_length`` tokens."""
+    """Loaded members (model, tokenizer), scoring texts cut to ``max_length`` tokens.
+
+    Bradley-Terry fixes a reward model's scores only up to a constant: two members that agree on
+    every preference can still differ by an offset, which the spread, ``min`` and ``uwo`` would
+    read as disagreement. Each member's score is therefore centred: ``offsets[k]`` is member k's
+    mean score over the training pairs' responses, subtracted from everything it scores (0 for
+    checkpoints saved without one). Differences, and so every P(chosen better), are unchanged.
+    """
 
     members: list[tuple[Any, Any]]
     max_length: int
+    offsets: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.offsets = list(self.offsets) or [0.0] * len(self.members)
+        if len(self.offsets) != len(self.members):
+            raise ValueError(f"{len(self.members)} members but {len(self.offsets)} offsets")
+
+    def raw_scores(
+        self, conversations: Sequence[Sequence[Message]], responses: Sequence[str], batch_size: int = 16
+    ) -> list[list[float]]:
+        """Each member's own, uncentred scores (``raw[k][i]``)."""
+        return [
+            score_texts(model, tokenizer, conversations, responses, self.max_length, batch_size)
+            for model, tokenizer in self.members
+        ]
 
     def member_scores(
         self, conversations: Sequence[Sequence[Message]], responses: Sequence[str], batch_size: int = 16
     ) -> list[list[float]]:
-        """``scores[k][i]``: member k's reward for response i after conversation i."""
+        """``scores[k][i]``: member k's centred reward for response i after conversation i."""
+        raw = self.raw_scores(conversations, responses, batch_size)
         return [
-            score_texts(model, tokenizer, conversations, responses, self.max_length, batch_size)
-            for model, tokenizer in self.members
+            [score - offset for score in scores] for scores, offset in zip(raw, self.offsets, strict=True)
         ]
 
     def pair_probabilities(
@@ -161,14 +184,24 @@ def train_ensemble(
         members.append((model, tokenizer))
         histories.append(history)
         sizes.append(len({id(record) for record in sample}))
+    uncentred = RewardEnsemble(members, config.max_length)
     return TrainedEnsemble(
-        RewardEnsemble(members, config.max_length),
+        RewardEnsemble(members, config.max_length, training_offsets(uncentred, records)),
         histories,
         list(eval_records),
         train_pairs=len(records),
         sample_sizes=sizes,
         seeds=[member_settings(config, k).seed for k in range(config.ensemble)],
     )
+
+
+def training_offsets(ensemble: RewardEnsemble, records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Each member's mean raw score over every training pair's two responses (the same texts for
+    every member, whatever its resample), the offset that centres it."""
+    pairs = [PreferenceRecord.model_validate(record) for record in records]
+    conversations = [p.prompt for p in pairs] * 2
+    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    return [member_mean(scores) for scores in ensemble.raw_scores(conversations, responses, batch_size=32)]
 
 
 def ensemble_metrics(
@@ -204,7 +237,7 @@ def save_ensemble(ensemble: RewardEnsemble, path: str | Path, metadata: Mapping[
     ``charter-reward.json`` (``metadata`` plus ``members``); written aside and renamed into place."""
     if len(ensemble.members) == 1:
         model, tokenizer = ensemble.members[0]
-        return save_reward_model(model, tokenizer, path, metadata)
+        return save_reward_model(model, tokenizer, path, {**metadata, "offsets": ensemble.offsets})
     names = member_names(len(ensemble.members))
 
     def write(folder: Path) -> None:
@@ -213,7 +246,7 @@ def save_ensemble(ensemble: RewardEnsemble, path: str | Path, metadata: Mapping[
             model.save_pretrained(folder / name)
             tokenizer.save_pretrained(folder / name)
             write_metadata(folder / name, {**metadata, "member": index})
-        write_metadata(folder, {**metadata, "members": names})
+        write_metadata(folder, {**metadata, "members": names, "offsets": ensemble.offsets})
 
     return replace_reward_folder(path, write)
 
@@ -230,7 +263,8 @@ def load_ensemble(path: str | Path) -> tuple[RewardEnsemble, dict[str, Any]]:
         members = [(model, tokenizer)]
     else:
         members = [load_reward_model(path / name)[:2] for name in names]
-    return RewardEnsemble(members, metadata["config"]["max_length"]), metadata
+    offsets = metadata.get("offsets") or []
+    return RewardEnsemble(members, metadata["config"]["max_length"], offsets), metadata
 
 
 def load_scorer(
