@@ -185,7 +185,8 @@ def test_charter_constitution_impact_runs_a_rule_edit_with_a_judge_it_could_not_
         "constitution", "impact", str(BUNDLED), str(broken), "--store", str(impact_store.root)
     )
     assert failed.returncode == 1
-    assert f"{broken}:62 [principles[2].idd]: unknown field" in failed.stderr
+    line = broken.read_text(encoding="utf-8").splitlines().index("  - idd: no-diagnosis") + 1
+    assert f"{broken}:{line} [principles[2].idd]: unknown field" in failed.stderr
     assert "Traceback" not in failed.stderr
 
 
