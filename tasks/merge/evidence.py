@@ -40,10 +40,14 @@ def p_first(label: Row, first_id: str) -> float:
     return label["p_a"] if label["response_a_id"] == first_id else 1 - label["p_a"]
 
 
-def mean_p_first(labels: Iterable[Row], first_id: str) -> float:
+def exact_mean(values: Iterable[float]) -> float:
     # fsum is exactly rounded, so the mean (and the set id) does not depend on the labels' order.
-    values = [p_first(row, first_id) for row in labels]
+    values = list(values)
     return math.fsum(values) / len(values)
+
+
+def mean_p_first(labels: Iterable[Row], first_id: str) -> float:
+    return exact_mean(p_first(row, first_id) for row in labels)
 
 
 def side(p: float) -> str:
@@ -153,5 +157,4 @@ class Evidence:
         return 0.5 + (p - 0.5) * (2 * self.rule_confidence[rule_key(label)] - 1)
 
     def mean_p_first(self, labels: list[Row], first_id: str) -> float:
-        # fsum is exactly rounded, so the mean (and the set id) does not depend on the labels' order.
-        return math.fsum(self.p_first(row, first_id) for row in labels) / len(labels)
+        return exact_mean(self.p_first(row, first_id) for row in labels)
