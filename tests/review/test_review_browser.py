@@ -70,15 +70,27 @@ class Reviewer:
         ActionChains(self.driver).send_keys(*keys).perform()
 
     def keys_then_new_page(self, *keys: str) -> None:
-        """Press ``keys`` and wait for the page they lead to (the old one goes stale)."""
+        """Press ``keys`` and wait for the document they lead to.
+
+        The old document is marked with a window property that a new document cannot carry.
+        Waiting for an old element to go stale instead is racy: mid-navigation Chromium
+        answers "Node with given id does not belong to the document" as an unknown error, not
+        as staleness, so the wait tolerates driver errors while the page is being replaced.
+        """
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old = self.driver.find_element(By.TAG_NAME, "main")
+        self.driver.execute_script("window.__charterOldPage = true;")
         self.keys(*keys)
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(old))
-        WebDriverWait(self.driver, 10).until(lambda d: d.find_elements(By.TAG_NAME, "main"))
+        WebDriverWait(self.driver, 10, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: (
+                d.execute_script(
+                    "return window.__charterOldPage === undefined && document.readyState === 'complete';"
+                )
+                and d.find_elements(By.TAG_NAME, "main")
+            )
+        )
 
     def shown(self) -> dict[str, str]:
         """The item on the page: its pair and the two texts, as rendered."""
