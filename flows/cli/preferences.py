@@ -40,7 +40,12 @@ POLICY_OVERRIDES = Options(
     flags={"ai_require_consistent": Flag(names=("--require-consistent/--allow-inconsistent",))},
     overrides=True,
 )
-FormatOption = Annotated[str, typer.Option("--format", help="jsonl or hf (a datasets folder).")]
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format", help="jsonl, hf (a save_to_disk folder) or hub (a folder in the Hub's datasets layout)."
+    ),
+]
 StyleOption = Annotated[str, typer.Option(help="conversational (messages) or standard (text).")]
 
 
@@ -191,10 +196,16 @@ def _check_export_options(fmt: str, style: str) -> None:
 
 def _export_set(store: Store, set_id: str | None, output: Path, fmt: str, style: str) -> None:
     from tasks.merge.preference_sets import read_set
+    from tasks.store.dataset_card import set_facts, write_card
     from tasks.store.exports import preference_set_records, write_records
 
     chosen, rows = read_set(store, set_id)
     if not rows:
         raise CharterError(f"preference set {chosen[:12]} is empty: the merge policy dropped every pair")
     path = write_records(preference_set_records(rows, style), output, fmt)
-    out.print(f"[green]wrote[/green] {len(rows)} preference pairs of set {chosen[:12]} to {path}")
+    set_row = next(row for row in store.read("preference_sets").to_pylist() if row["set_id"] == chosen)
+    card = write_card(set_facts(set_row, rows), path, fmt, style)
+    out.print(
+        f"[green]wrote[/green] {len(rows)} preference pairs of set {chosen[:12]} to {path}, "
+        f"its dataset card to {card}"
+    )

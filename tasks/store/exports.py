@@ -18,7 +18,10 @@ from tasks.core.files import write_jsonl_atomically
 from tasks.critique.chains import ChainState
 
 STYLES = ("conversational", "standard")
-FORMATS = ("jsonl", "hf")
+# jsonl: one file; hf: a ``save_to_disk`` folder (``load_from_disk``); hub: a folder in the Hub's
+# datasets layout (``data/train.jsonl``, and a card for a preference set: ``load_dataset(FOLDER)``).
+FORMATS = ("jsonl", "hf", "hub")
+HUB_DATA_FILE = "data/train.jsonl"
 
 
 def _lineage(state: ChainState) -> dict[str, Any]:
@@ -107,7 +110,8 @@ def _complete(states: Iterable[ChainState], rounds: int) -> list[ChainState]:
 
 
 def write_records(records: list[dict[str, Any]], output: str | Path, fmt: str) -> Path:
-    """JSONL (one record per line) or a Hugging Face ``datasets`` folder (``load_from_disk``)."""
+    """JSONL (one record per line), a Hugging Face ``datasets`` folder (``load_from_disk``) or a
+    folder in the Hub's layout, the JSONL at ``data/train.jsonl`` (``load_dataset(FOLDER)``)."""
     if fmt not in FORMATS:
         raise CharterError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
     if not records:
@@ -115,6 +119,9 @@ def write_records(records: list[dict[str, Any]], output: str | Path, fmt: str) -
     output = Path(output)
     if fmt == "jsonl":
         write_jsonl_atomically(output, records)
+    elif fmt == "hub":
+        (output / HUB_DATA_FILE).parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomically(output / HUB_DATA_FILE, records)
     else:
         from datasets import Dataset
 
