@@ -7,7 +7,9 @@ sample of ``per_prompt`` of those pairs; each final revision against the respons
 against them. A pair's id is the same in either order (:func:`tasks.core.conversation.pair_id`),
 so AI and human labels on the same two texts meet; response ids hash the text, so the same
 text generated twice is one candidate. Two responses with the same text (ignoring
-surrounding whitespace) are never a pair: they are counted and skipped, not judged.
+surrounding whitespace) are never a pair: they are counted and skipped, not judged. Nor is a
+final revision that talks about the response instead of being one
+(:func:`tasks.critique.revision_check.talks_about_the_response`) a candidate: it is counted.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.core.conversation import pair_id, response_id
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
+from tasks.critique.revision_check import talks_about_the_response
 from tasks.generate.generation import PromptItem, generations_of, select_prompts, stored_prompts
 from tasks.store.store import Store
 
 PairMode = Literal["all", "revision", "human"]
 PAIR_MODES: tuple[PairMode, ...] = get_args(PairMode)
+FLAGGED_REVISIONS = "revisions that talk about the response"
 
 
 class PairSettings(BaseModel):
@@ -98,22 +102,25 @@ def _sampled(pairs: list[Pair], per_prompt: int | None, seed: int) -> list[Pair]
     return [pair for pair in pairs if pair.pair_id in kept]
 
 
-def final_revisions(store: Store, generation_ids: Iterable[str]) -> dict[str, list[str]]:
-    """Per generation, the revisions of its last stored round (one per critic model and constitution)."""
+def final_revisions(store: Store, generation_ids: Iterable[str]) -> tuple[dict[str, list[str]], int]:
+    """Per generation, the revisions of its last stored round (one per critic model and constitution)
+    but those that talk about the response, and how many of those were left out."""
     wanted = set(generation_ids)
-    rows = [
-        r
-        for r in store.read("critiques", ["generation_id", "round", "revision", "model"]).to_pylist()
-        if r["generation_id"] in wanted
-    ]
+    columns = ["generation_id", "round", "revision", "input_text", "model"]
+    rows = [r for r in store.read("critiques", columns).to_pylist() if r["generation_id"] in wanted]
     last_round: dict[str, int] = {}
     for row in rows:
         last_round[row["generation_id"]] = max(row["round"], last_round.get(row["generation_id"], -1))
     revisions: dict[str, list[str]] = {}
+    flagged = 0
     for row in sorted(rows, key=lambda r: (r["generation_id"], r["model"], r["revision"])):
-        if row["round"] == last_round[row["generation_id"]]:
+        if row["round"] != last_round[row["generation_id"]]:
+            continue
+        if talks_about_the_response(row["revision"], row["input_text"]):
+            flagged += 1
+        else:
             revisions.setdefault(row["generation_id"], []).append(row["revision"])
-    return revisions
+    return revisions, flagged
 
 
 def generated_pairs(store: Store, selection: dict, settings: PairSettings) -> PairPlan:
@@ -130,8 +137,10 @@ def generated_pairs(store: Store, selection: dict, settings: PairSettings) -> Pa
         raise CharterError(
             f"no generations for prompt set {selection['prompt_set']!r}: run `charter generate` first"
         )
-    revisions = final_revisions(store, (gid for gid, _, _ in generations))
+    revisions, flagged = final_revisions(store, (gid for gid, _, _ in generations))
     plan, seen = PairPlan(), set[str]()
+    if flagged:
+        plan.skipped[FLAGGED_REVISIONS] = flagged
     if settings.mode == "revision":
         for gid, prompt, text in generations:
             for revision in revisions.get(gid, []):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tasks.constitution.model import load_constitution
+from tasks.critique.revision_check import talks_about_the_response
 from tasks.store.sql import run_query
 from tasks.store.store import Store
 from tests.conftest import PROJECT_ROOT, run_charter
@@ -131,10 +132,19 @@ def test_critique_rows_carry_principle_and_constitution_then_export(
 
     exported = tmp_path / "sft.jsonl"
     sft = run_charter("export", "sft", *chains, "-o", str(exported))
+    # Revisions that talk about the response instead of being one are left out, and counted.
+    revisions = {
+        row["generation_id"]: row["revision"]
+        for row in rows
+        if talks_about_the_response(row["revision"], row["input_text"]) is None
+    }
+    assert ("talks about the response" in sft.stdout + sft.stderr) == (len(revisions) < 4)
+    if not revisions:  # nothing left to export: the command fails, saying what it left out
+        assert sft.returncode != 0
+        return
     assert sft.returncode == 0, sft.stderr
     records = [json.loads(line) for line in exported.read_text().splitlines()]
-    assert len(records) == 4
-    revisions = {row["generation_id"]: row["revision"] for row in rows}
+    assert len(records) == len(revisions)
     for record in records:
         assert record["messages"][-1] == {"role": "assistant", "content": revisions[record["generation_id"]]}
         assert record["messages"][0]["role"] == "user"

@@ -9,7 +9,7 @@ import pytest
 from tasks.core.conversation import pair_id, response_id
 from tasks.core.errors import CharterError
 from tasks.ingest.prompt_sets import prompt_record
-from tasks.label.pairs import PairSettings, plan_pairs
+from tasks.label.pairs import FLAGGED_REVISIONS, PairSettings, plan_pairs
 from tasks.store.store import Store
 
 
@@ -92,6 +92,21 @@ def test_revision_mode_pairs_each_revision_with_its_original_and_skips_unchanged
     plan = plan_pairs(store, SELECTION, PairSettings(mode="revision"))
     assert [{p.response_a, p.response_b} for p in plan.pairs] == [{"draft one", "better one"}]
     assert plan.skipped == {"identical responses": 1}
+
+
+def test_revisions_that_talk_about_the_response_are_no_candidates_and_are_counted(store: Store) -> None:
+    prompt = _prompt(store, "Move my Friday visit", "rescheduling-cancelling")
+    first, second = _generations(store, prompt, ["draft one", "draft two"])
+    _revision(store, first, prompt, 0, "Sure: which day next week suits you?")
+    _revision(store, second, prompt, 0, "The original response never asked which day suits the user.")
+    revision_pairs = plan_pairs(store, SELECTION, PairSettings(mode="revision"))
+    assert [{p.response_a, p.response_b} for p in revision_pairs.pairs] == [
+        {"draft one", "Sure: which day next week suits you?"}
+    ]
+    assert revision_pairs.skipped == {FLAGGED_REVISIONS: 1}
+    every_pair = plan_pairs(store, SELECTION, PairSettings())
+    assert len(every_pair.pairs) == 3  # draft one, draft two and the one reply: 3 choose 2
+    assert every_pair.skipped == {FLAGGED_REVISIONS: 1}
 
 
 def test_per_prompt_sampling_is_seeded_and_bounded(store: Store) -> None:
