@@ -1,11 +1,13 @@
 """Training and evaluation flows, each with lineage in the store and on the checkpoint.
 
-``train-reward`` fits a Bradley-Terry reward model (or an ensemble) on a stored preference set
-and stores its verdict on every labelled pair (``reward_scores``); ``train-dpo`` fits a DPO
-policy (TRL) on a set; ``train-ppo`` runs charter's own PPO (adaptive KL) on a prompt set
-against a reward model and/or the constitution's rules; ``evaluate`` compares a dpo or ppo
-checkpoint with its base model on held-out prompts (the behaviour scoreboard). A checkpoint
-or scoreboard made from the same inputs is found and returned instead of being made twice.
+``train-reward`` fits a Bradley-Terry reward model (or an ensemble) on a stored preference set and
+stores its verdict on every labelled pair (``reward_scores``); ``train-sft`` fine-tunes a policy
+on a critique run's final revisions (SL-CAI, TRL); ``train-dpo`` fits a DPO policy (TRL) on a set,
+from a base model or an SFT checkpoint; ``train-ppo`` runs charter's own PPO (adaptive KL) on a
+prompt set against a reward model and/or the constitution's rules; ``train-grpo`` runs TRL's GRPO
+or RLOO on the same rewards; ``evaluate`` compares a dpo, ppo or grpo checkpoint with its base
+model on held-out prompts (the behaviour scoreboard). A checkpoint or scoreboard made from the
+same inputs is found and returned instead of being made twice.
 """
 
 from __future__ import annotations
@@ -22,8 +24,16 @@ from tasks.evaluate.evaluation import EvaluationSettings
 from tasks.evaluate.settings import EvaluateSettings
 from tasks.store.runs import recorded_run
 from tasks.store.store import Store
-from tasks.train.prefect_tasks import dpo_task, evaluate_task, pair_scores_task, ppo_task, reward_task
-from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
+from tasks.train.prefect_tasks import (
+    dpo_task,
+    evaluate_task,
+    grpo_task,
+    pair_scores_task,
+    ppo_task,
+    reward_task,
+    sft_task,
+)
+from tasks.train.settings import DPOSettings, GRPOSettings, PPOSettings, RewardModelSettings, SFTSettings
 
 
 def _trained(store: str, flow_name: str, parameters: dict[str, Any], train, after=None) -> CheckpointResult:
@@ -78,6 +88,31 @@ def train_dpo(
     )
 
 
+@flow(name="train-sft")
+def train_sft(
+    store: str,
+    critique_run: str | None = None,
+    model: str | None = None,
+    settings: SFTSettings | None = None,
+    output: str | None = None,
+) -> CheckpointResult:
+    """SL-CAI: SFT (TRL, LoRA by default) on a critique run's final revisions (the latest completed
+    run by default). Give its checkpoint as DPO's or PPO's ``model`` to start RL-CAI from it."""
+    settings = settings or SFTSettings()
+    parameters = {
+        "critique_run": critique_run,
+        "model": model,
+        "settings": settings.model_dump(),
+        "output": output,
+    }
+    return _trained(
+        store,
+        "train-sft",
+        parameters,
+        lambda root, run_id: sft_task(root, run_id, critique_run, model, settings, output),
+    )
+
+
 @flow(name="train-ppo")
 def train_ppo(
     store: str,
@@ -100,6 +135,31 @@ def train_ppo(
     }
     parameters = {**options, "config": config.model_dump()}
     return _trained(store, "train-ppo", parameters, lambda root, run_id: ppo_task(root, run_id, options))
+
+
+@flow(name="train-grpo")
+def train_grpo(
+    store: str,
+    prompts: str,
+    model: str | None = None,
+    settings: GRPOSettings | None = None,
+    reward_model: str | None = None,
+    rules: str | None = None,
+    output: str | None = None,
+) -> CheckpointResult:
+    """GRPO or RLOO (TRL, LoRA, KL to the base) on a prompt set, rewarded by the constitution's rules
+    (one reward function per applicable rule, or their aggregate) and/or a reward model."""
+    settings = settings or GRPOSettings()
+    options = {
+        "prompt_set": prompts,
+        "model": model,
+        "settings": settings,
+        "reward_model": reward_model,
+        "constitution_path": rules,
+        "output": output,
+    }
+    parameters = {**options, "settings": settings.model_dump()}
+    return _trained(store, "train-grpo", parameters, lambda root, run_id: grpo_task(root, run_id, options))
 
 
 @dataclass(frozen=True, kw_only=True)

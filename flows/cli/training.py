@@ -1,4 +1,4 @@
-"""Training and evaluation: ``train reward|dpo|ppo`` and ``eval``.
+"""Training and evaluation: ``train reward|sft|dpo|ppo`` and ``eval``.
 
 Every field of a training settings model is an option (``--lora-r``, ``--gamma``, ...), with the
 model's default; the flows, Prefect and torch load only once a command runs.
@@ -24,10 +24,10 @@ from flows.results import CheckpointResult
 from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError
-from tasks.evaluate.settings import EvaluateSettings
+from tasks.evaluate.settings import EvaluateSettings, PreferenceEvalSettings
 from tasks.stress.stress_set import load_stress_set
 from tasks.train.lineage import SCOREBOARD_FILE, latest_checkpoint, read_lineage
-from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
+from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings, SFTSettings
 
 train_app = typer.Typer(
     name="train", help="Train reward models and policies on preference sets.", no_args_is_help=True
@@ -97,6 +97,52 @@ def train_reward_command(
     out.print(f"{result.rows_added.get('reward_scores', 0)} new pair verdicts in reward_scores")
 
 
+@train_app.command("sft")
+@settings_options(
+    settings=Options(
+        SFTSettings, flags={"lora": Flag(names=("--lora/--no-lora",), help="Train LoRA adapters (default).")}
+    )
+)
+def train_sft_command(
+    critique_run: Annotated[
+        str | None,
+        typer.Option(help="Critique run id or prefix whose revisions to train on (default: the latest)."),
+    ] = None,
+    model: PolicyModelOption = None,
+    *,
+    settings: SFTSettings,
+    output: OutputOption = None,
+    store: StoreOption = DEFAULT_STORE_PATH,
+) -> None:
+    """SL-CAI: fine-tune on a critique run's final revisions (TRL SFT, loss on the revision only);
+    saves the merged model and lineage. Start DPO or PPO from it with --model CHECKPOINT."""
+    from tasks.store.store import Store
+    from tasks.train.sft import sft_set
+    from tasks.train.tracking import check_report_to
+
+    # No records or a missing tracking package fails here, not in Prefect.
+    data = sft_set(Store.existing(store), critique_run)
+    check_report_to(settings.report_to)
+    prefect_environment()
+    from flows.train import train_sft
+
+    result = train_sft(
+        store=str(store),
+        critique_run=data.critique_run,
+        model=model,
+        settings=settings,
+        output=str(output) if output else None,
+    )
+    metrics, lineage = result.metrics, result.lineage
+    left = ", ".join(f"{n} {why}" for why, n in sorted(lineage["records_left_out"].items())) or "none"
+    out.print(
+        f"{_checkpoint('SFT policy', result)}: {lineage['records']} records of critique run "
+        f"{lineage['critique_run'][:12]} (left out: {left}), {len(metrics['loss'])} steps; "
+        f"revision loss {metrics['revision_loss_before']:.3f} -> {metrics['revision_loss_after']:.3f} "
+        f"nats/token on {metrics['loss_records']} records"
+    )
+
+
 @train_app.command("dpo")
 @settings_options(
     settings=Options(
@@ -118,8 +164,11 @@ def train_dpo_command(
 ) -> None:
     """DPO on a preference set through TRL, with a frozen reference; saves the merged model and lineage."""
     from tasks.train.dpo import training_rows
+    from tasks.train.tracking import check_report_to
 
-    training_rows(_check_set(store, set_id), settings.min_confidence)  # none left fails here, not in Prefect
+    # No rows left or a missing tracking package fails here, not in Prefect after a model loaded.
+    training_rows(_check_set(store, set_id), settings)
+    check_report_to(settings.report_to)
     prefect_environment()
     from flows.train import train_dpo
 
@@ -196,29 +245,72 @@ def train_ppo_command(
 
 
 @app.command("eval")
-@settings_options(settings=Options(EvaluateSettings), judge_model=backend_options("Judge", prefix="judge"))
+@settings_options(
+    settings=Options(EvaluateSettings),
+    judge_model=backend_options("Judge", prefix="judge"),
+    preference=Options(PreferenceEvalSettings, flags={"label_format": Flag(names=("--format",))}),
+)
 def eval_command(
-    constitution: Annotated[Path, typer.Option(help="Constitution for rule checks and the AI judge.")],
+    constitution: Annotated[
+        Path | None, typer.Option(help="Constitution for rule checks and the AI judge.")
+    ] = None,
     prompts: Annotated[
-        str, typer.Option(help="Prompt set; prompts the training set did not use are held out.")
-    ],
+        str | None, typer.Option(help="Prompt set; prompts the training set did not use are held out.")
+    ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Argument(help="A dpo or ppo checkpoint (default: the store's latest).")
+        Path | None, typer.Argument(help="A dpo, ppo or grpo checkpoint (default: the store's latest).")
     ] = None,
     reward_model: Annotated[
-        Path | None, typer.Option(help="Reward model checkpoint (default: the store's latest, if any).")
+        Path | None,
+        typer.Option(help="Reward model checkpoint (scoreboard default: the store's latest, if any)."),
+    ] = None,
+    preferences: Annotated[
+        str | None,
+        typer.Option(
+            help="Held-out preference file (any label format) or set id: accuracy, not the scoreboard."
+        ),
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="With --preferences: a policy checkpoint.")] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="With --preferences: write the figures to this file.")
     ] = None,
     *,
     settings: EvaluateSettings,
     judge_model: BackendSettings,
+    preference: PreferenceEvalSettings,
     store: StoreOption = DEFAULT_STORE_PATH,
 ) -> None:
     """Behaviour scoreboard, tuned vs base per family: reward, rules, escalation, refusal, KL, wins;
-    with --stress, also per stress type on a stress set, and its shadow zone."""
+    with --stress, also per stress type on a stress set, and its shadow zone. With --preferences,
+    held-out preference accuracy of --reward-model, --policy and the AI judge instead."""
+    if preferences is not None:
+        if checkpoint is not None:
+            raise CharterError("with --preferences, name the policy with --policy DIR")
+        from flows.cli.preference_eval import run_preference_eval
+
+        run_preference_eval(
+            preferences,
+            store=store,
+            settings=preference,
+            reward_model=reward_model,
+            policy=policy,
+            constitution=constitution,
+            judge=settings.judge,
+            judge_model=judge_model,
+            seed=settings.seed,
+            json_path=json_path,
+        )
+        return
+    if constitution is None or prompts is None:
+        raise CharterError(
+            "the scoreboard needs --constitution and --prompts (held-out pairs: --preferences)"
+        )
+    if policy is not None or json_path is not None:
+        raise CharterError("--policy and --json go with --preferences FILE|SET")
     rules = load_constitution(constitution)
     if settings.stress:
         load_stress_set(settings.stress, rules)  # a bad line fails here, before any model loads
-    checkpoint = checkpoint or latest_checkpoint(store, ("dpo", "ppo"))
+    checkpoint = checkpoint or latest_checkpoint(store, ("dpo", "ppo", "grpo"))
     if checkpoint is None:
         raise CharterError(f"no policy checkpoint in {store}/checkpoints: run `charter train dpo` first")
     read_lineage(checkpoint)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tasks.backends.models import resolve_model
 from tasks.constitution.model import Constitution, load_constitution
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id
@@ -28,13 +27,15 @@ from tasks.train.ensemble import (
     ensemble_metrics,
     load_scorer,
     member_names,
+    reward_step_metrics,
     save_ensemble,
     train_ensemble,
 )
-from tasks.train.lineage import lineage_record, read_lineage, reusable_checkpoint, write_lineage
-from tasks.train.ppo import make_policy, ppo_train, rollout_schedule, save_policy
-from tasks.train.rewards import RewardFn, rule_reward, summed
+from tasks.train.lineage import lineage_record, policy_start, read_lineage, reusable_checkpoint, write_lineage
+from tasks.train.ppo import make_policy, ppo_train, rollout_schedule, save_policy, trl_step_metrics
+from tasks.train.rewards import RewardFn, reward_functions, weighted_sum
 from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
+from tasks.train.tracking import check_report_to, tracked
 
 
 def checkpoint_dir(store: Store, kind: str, identity: dict[str, Any]) -> Path:
@@ -47,6 +48,11 @@ def _target(
     """Where the checkpoint goes, and its lineage if a finished one made from ``identity`` is there."""
     path = Path(output) if output else checkpoint_dir(store, kind, identity)
     return path, reusable_checkpoint(path, kind, identity, owned=output is None)
+
+
+def _made_by(settings: Any) -> dict[str, Any]:
+    """The settings that make a checkpoint what it is: all but where its training logs go."""
+    return settings.model_dump(exclude={"report_to"})
 
 
 def _staging(path: Path) -> Path:
@@ -68,16 +74,26 @@ def train_reward_checkpoint(
     store: Store, run_id: str, set_id: str | None, config: RewardModelSettings, output: str | None
 ) -> dict[str, Any]:
     """Bradley-Terry reward model on a set's rows (soft targets, weights), held-out metrics, lineage."""
+    check_report_to(config.report_to)
     chosen, rows = read_set(store, set_id)
     settings = config.model_dump()
-    identity = {"set": chosen, "settings": settings}
+    identity = {"set": chosen, "settings": _made_by(config)}
     path, done = _target(store, "reward", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
-    trained = train_ensemble(rows, config)
-    metrics = _reward_metrics(trained)
     staging = _staging(path)
+    # Saving the ensemble replaces the staging folder whole: the logs join it afterwards.
+    logs = _staging(path.with_name(f"{path.name}-logs"))
+    with tracked(config.report_to, logs, path.name) as tracker:
+
+        def log_step(entry: dict[str, Any]) -> None:
+            tracker.log(reward_step_metrics(entry, config.ensemble), entry["step"])
+
+        trained = train_ensemble(rows, config, on_step=log_step)
+    metrics = _reward_metrics(trained)
     save_ensemble(trained.ensemble, staging, {"config": settings})
+    if logs.exists():
+        logs.replace(staging / "logs")
     record = lineage_record(
         kind="reward",
         run_id=run_id,
@@ -135,10 +151,11 @@ def train_dpo_checkpoint(
 
     The rows are filtered, and an empty result refused, before any model is loaded.
     """
+    check_report_to(settings.report_to)
     chosen, rows = read_set(store, set_id)
-    used = training_rows(rows, settings.min_confidence, f"preference set {chosen[:12]}")
-    base = resolve_model(model)
-    identity = {"set": chosen, "model": base.model_id, "settings": settings.model_dump()}
+    used = training_rows(rows, settings, f"preference set {chosen[:12]}")
+    base, start = policy_start(model)
+    identity = {"set": chosen, "model": base.model_id, "settings": _made_by(settings)}
     path, done = _target(store, "dpo", identity, output)
     if done is not None:
         return {**done, "path": str(path), "reused": True}
@@ -148,7 +165,9 @@ def train_dpo_checkpoint(
     probe = used[: settings.margin_pairs]
     margin_before = logprob_margin(AutoModelForCausalLM.from_pretrained(base.path), tokenizer, probe)
     staging = _staging(path)
-    trained, tokenizer, log = train_dpo(base.path, used, settings, staging / "trainer")
+    trained, tokenizer, log = train_dpo(
+        base.path, used, settings, staging / "trainer", log_dir=staging / "logs", run_name=path.name
+    )
     merged = trained.merge_and_unload() if hasattr(trained, "merge_and_unload") else trained
     margin_after = logprob_margin(merged, tokenizer, probe)
     merged.save_pretrained(staging / "model")
@@ -171,7 +190,13 @@ def train_dpo_checkpoint(
             "reward_margin": [entry.get("rewards/margins") for entry in steps],
             "train_seconds": next((e["train_runtime"] for e in log if "train_runtime" in e), None),
         },
-        extra={"base_model_path": base.path, "model_path": str(path / "model")},
+        # The frozen reference is the starting model (with LoRA: the policy, adapter disabled).
+        extra={
+            "base_model_path": base.path,
+            "model_path": str(path / "model"),
+            "reference_model": base.path,
+            **start,
+        },
     )
     return _install(staging, path, record)
 
@@ -184,15 +209,13 @@ def policy_reward(
 ) -> tuple[RewardFn, Callable[[], dict[str, float]] | None]:
     """A policy optimiser's reward: the reward model's members aggregated as ``config`` says
     (``reward_aggregation``, ``uncertainty_penalty``) plus the constitution's rule reward, either
-    or both; and, with a reward model, the figures of its last call for the training log."""
-    rewards: list[RewardFn] = []
+    or both (``tasks.train.rewards.reward_functions``, as GRPO's, summed); and, with a reward model,
+    the figures of its last call for the training log."""
     scorer = None
     if reward_model is not None:
         scorer = load_scorer(reward_model, config.reward_aggregation, config.uncertainty_penalty)
-        rewards.append(scorer)
-    if constitution is not None:
-        rewards.append(rule_reward(constitution, families))
-    return summed(rewards), scorer.figures if scorer is not None else None
+    rewards = reward_functions(constitution, families, reward_model=scorer)
+    return weighted_sum(rewards), scorer.figures if scorer is not None else None
 
 
 def train_ppo_checkpoint(
@@ -219,14 +242,15 @@ def train_ppo_checkpoint(
             f"--reward-aggregation {config.reward_aggregation} aggregates a reward model's members: "
             "give --reward-model"
         )
-    base = resolve_model(model)
+    check_report_to(config.report_to)
+    base, start = policy_start(model)
     prompts = select_prompts(store, prompt_set)
     constitution = load_constitution(constitution_path) if constitution_path else None
     rm_lineage = read_lineage(reward_model) if reward_model else None
     identity = {
         "prompts": sorted(p.prompt_id for p in prompts),
         "model": base.model_id,
-        "config": config.model_dump(),
+        "config": _made_by(config),
         "reward_model": rm_lineage["run_id"] if rm_lineage else None,
         "rules": constitution.constitution_id if constitution else None,
     }
@@ -245,8 +269,17 @@ def train_ppo_checkpoint(
     tokenizer = AutoTokenizer.from_pretrained(base.path)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(base.path), config)
     conversations = [list(p.messages) for p in prompts]
-    history = ppo_train(policy, tokenizer, conversations, reward, config, reward_log=reward_log)
     staging = _staging(path)
+    with tracked(config.report_to, staging / "logs", path.name) as tracker:
+        history = ppo_train(
+            policy,
+            tokenizer,
+            conversations,
+            reward,
+            config,
+            on_step=lambda log: tracker.log(trl_step_metrics(log), log["step"] + 1),
+            reward_log=reward_log,
+        )
     save_policy(policy, staging / "adapter")
     merged = policy.lm.merge_and_unload()
     merged.save_pretrained(staging / "model")
@@ -262,6 +295,8 @@ def train_ppo_checkpoint(
         identity=identity,
         metrics={"steps": history},
         extra={
+            **start,
+            "reference_model": base.path,  # PPO's KL is to the starting model (its adapter disabled)
             "base_model_path": base.path,
             "model_path": str(path / "model"),
             "reward_model": reward_model,

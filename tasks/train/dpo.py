@@ -5,22 +5,27 @@ its confident rows), sets CPU-safe defaults (no bf16, no gradient checkpointing,
 default so the reference is simply the base model with the adapter disabled) and measures
 what changed: the policy's log-probability margin of chosen over rejected on the pairs.
 
-TRL's DPO loss has no per-row weight, so a set's ``weight`` column is not used here (the
-reward model honours it); ``min_confidence`` filters rows whose soft target is too close to
-0.5 instead, and ``label_smoothing`` (conservative DPO) hedges against flipped labels.
+TRL's DPO has neither soft targets nor per-row weights; with ``loss_type: sigmoid`` charter's
+``SoftDPOTrainer`` (``tasks.train.dpo_loss``) adds both: ``targets: soft`` trains on each row's
+target p, ``weights`` scales each row's loss by its weight (weight-0 rows are left out), and
+``label_smoothing`` folds conservative DPO's flip probability into p. ``targets: hard`` with
+``weights: false`` is TRL's sigmoid loss. The other loss types are TRL's own, on hard labels.
+``min_confidence`` can still drop the rows whose target is too close to 0.5.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import CharterError
-from tasks.core.progress import progress
 from tasks.train.logprobs import sequence_logprobs
 from tasks.train.settings import DPOSettings
+from tasks.train.tracking import check_report_to, tracked
+from tasks.train.trainer_progress import train_with_progress
+from tasks.train.trl_setup import cpu_safe_arguments, lora_config
 
 
 def confident_rows(rows: Sequence[dict[str, Any]], min_confidence: float) -> list[dict[str, Any]]:
@@ -29,20 +34,29 @@ def confident_rows(rows: Sequence[dict[str, Any]], min_confidence: float) -> lis
 
 
 def training_rows(
-    rows: Sequence[dict[str, Any]], min_confidence: float, source: str = "the preference set"
+    rows: Sequence[dict[str, Any]], settings: DPOSettings, source: str = "the preference set"
 ) -> list[dict[str, Any]]:
-    """The rows DPO trains on; none left is an error that says why, before anything loads."""
-    kept = confident_rows(rows, min_confidence)
-    if not kept:
+    """The rows DPO trains on (confident enough; with ``weights``, a weight above 0: a weight-0 row
+    would change nothing but cost its forward passes). None left is an error that says why,
+    before anything loads."""
+    confident = confident_rows(rows, settings.min_confidence)
+    if not confident:
         raise CharterError(
             f"no preference rows left to train on: none of the {len(rows)} rows of {source} has a "
-            f"confidence |2*target-1| of at least {min_confidence} (--min-confidence)"
+            f"confidence |2*target-1| of at least {settings.min_confidence} (--min-confidence)"
+        )
+    kept = [row for row in confident if row["weight"] > 0] if settings.weights else confident
+    if not kept:
+        raise CharterError(
+            f"no preference rows left to train on: every row of {source} kept by --min-confidence has "
+            "weight 0 (--no-weights counts each row as weight 1)"
         )
     return kept
 
 
-def conversational_dataset(rows: Sequence[dict[str, Any]]):
-    """TRL's conversational preference format: prompt messages, chosen and rejected assistant turns."""
+def conversational_dataset(rows: Sequence[dict[str, Any]], settings: DPOSettings):
+    """TRL's conversational preference format (prompt messages, chosen and rejected assistant turns),
+    with each row's ``target`` (1 for ``targets: hard``) and ``weight`` (1 without ``weights``)."""
     from datasets import Dataset
 
     return Dataset.from_list(
@@ -51,6 +65,8 @@ def conversational_dataset(rows: Sequence[dict[str, Any]]):
                 "prompt": json.loads(row["prompt"]),
                 "chosen": [{"role": "assistant", "content": row["chosen"]}],
                 "rejected": [{"role": "assistant", "content": row["rejected"]}],
+                "target": float(row["target"]) if settings.targets == "soft" else 1.0,
+                "weight": float(row["weight"]) if settings.weights else 1.0,
             }
             for row in rows
         ]
@@ -67,26 +83,21 @@ def logprob_margin(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -
     return sum(c - r for c, r in zip(chosen, rejected, strict=True)) / len(rows)
 
 
-def train_dpo(
-    model_path: str,
+def dpo_trainer(
+    model: Any,
+    tokenizer: Any,
     rows: Sequence[dict[str, Any]],
     settings: DPOSettings,
     output_dir: str | Path,
-    on_log: Callable[[dict[str, float]], None] | None = None,
-) -> tuple[Any, Any, list[dict[str, float]]]:
-    """Run DPO on ``rows`` (a preference set's rows) and return the model, tokenizer and TRL's log history."""
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """TRL's ``DPOTrainer`` for ``settings`` on exactly ``rows`` (charter's ``SoftDPOTrainer`` for the
+    sigmoid loss), its printed logs replaced by ``callbacks``."""
+    from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    rows = training_rows(rows, settings.min_confidence)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if settings.precision == "bfloat16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    on_cpu = not torch.cuda.is_available()
+    from tasks.train.dpo_loss import SoftDPOTrainer
+
     config = DPOConfig(
         output_dir=str(output_dir),
         beta=settings.beta,
@@ -95,50 +106,52 @@ def train_dpo(
         learning_rate=settings.learning_rate,
         max_steps=settings.steps,
         per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=1,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
         max_length=settings.max_length,
         seed=settings.seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        # TRL defaults to bf16 and gradient checkpointing: slow or unsupported on CPU.
-        bf16=settings.precision == "bfloat16" and not on_cpu,
-        use_cpu=on_cpu,
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
+        **cpu_safe_arguments(settings.precision),
     )
-    peft_config = (
-        LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-            task_type="CAUSAL_LM",
-        )
-        if settings.lora
-        else None
-    )
-
-    class Relay(TrainerCallback):
-        """Passes each log entry to ``on_log`` and each finished step to the progress bar."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if on_log is not None and logs:
-                on_log(dict(logs))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            bar.advance()
-
-    trainer = DPOTrainer(
+    peft_config = lora_config(settings.lora, settings.lora_r, settings.lora_alpha)
+    trainer_class = SoftDPOTrainer if settings.loss_type == "sigmoid" else DPOTrainer
+    trainer = trainer_class(
         model=model,
         args=config,
-        train_dataset=conversational_dataset(rows),
+        train_dataset=conversational_dataset(rows, settings),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[Relay()],
+        callbacks=list(callbacks),
     )
-    # With tqdm off the Trainer prints every log entry instead; the progress bar replaces both.
+    # With tqdm off the Trainer prints every log entry instead; charter's progress bar replaces both.
     trainer.remove_callback(PrinterCallback)
-    with progress("DPO training", total=settings.steps, unit="steps") as bar:
-        trainer.train()
+    return trainer
+
+
+def train_dpo(
+    model_path: str,
+    rows: Sequence[dict[str, Any]],
+    settings: DPOSettings,
+    output_dir: str | Path,
+    log_dir: str | Path | None = None,
+    run_name: str = "dpo",
+) -> tuple[Any, Any, list[dict[str, float]]]:
+    """Run DPO on ``rows`` (a preference set's rows) and return the model, tokenizer and TRL's log history.
+
+    Per-step metrics go to ``settings.report_to`` under ``log_dir`` (default ``output_dir/logs``),
+    with TRL's names (``loss``, ``rewards/margins``, ...).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = training_rows(rows, settings)
+    check_report_to(settings.report_to)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if settings.precision == "bfloat16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+
+    logs = Path(log_dir) if log_dir is not None else Path(output_dir) / "logs"
+    with tracked(settings.report_to, logs, run_name) as tracker:
+        trainer = dpo_trainer(model, tokenizer, rows, settings, output_dir, [tracker.callback()])
+        train_with_progress(trainer, "DPO training", settings.steps)
     return trainer.model, tokenizer, list(trainer.state.log_history)

@@ -146,6 +146,16 @@ class EnsembleScorer:
         return dict(self.last)
 
 
+def reward_step_metrics(entry: Mapping[str, Any], members: int) -> dict[str, float]:
+    """A training step's figures as the tracker logs them: TRL's ``RewardTrainer`` names (``loss``,
+    ``accuracy``, ``margin``, ...); an ensemble's members, whose steps each count from 1, under
+    their folder names (``member-1/loss``)."""
+    figures = {key: value for key, value in entry.items() if key not in ("step", "member")}
+    if members == 1:
+        return figures
+    return {f"{member_names(members)[entry['member']]}/{key}": value for key, value in figures.items()}
+
+
 def member_names(count: int) -> list[str]:
     """Each member's folder inside an ensemble's: the folder itself (``.``) for a single model."""
     return ["."] if count == 1 else [f"member-{index}" for index in range(count)]

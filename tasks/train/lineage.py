@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tasks.backends.models import ResolvedModel, resolve_model
 from tasks.core.errors import CharterError
 from tasks.core.files import write_atomically
+from tasks.core.hashing import content_id
 from tasks.store.runs import code_version
 
 SCOREBOARD_FILE = "scoreboard.json"
@@ -114,3 +116,35 @@ def latest_checkpoint(store_root: str | Path, kinds: tuple[str, ...]) -> Path | 
         if (path / LINEAGE_FILE).is_file() and (record := read_lineage(path))["kind"] in kinds
     ]
     return max(found)[1] if found else None
+
+
+def policy_start(model: str | None) -> tuple[ResolvedModel, dict[str, Any]]:
+    """What a policy trainer's ``model`` loads, and what its lineage says about where it started.
+
+    A charter checkpoint (its folder, or the ``model/`` folder inside it: an SFT checkpoint, for
+    RL-CAI) starts training from the checkpoint's merged model; the lineage then names it
+    (``start_checkpoint``, its run and kind). Its model id hashes the checkpoint's identity, not
+    the folder (two SFT runs of one base have equal configs and weight sizes), so a new start
+    trains a new checkpoint. Anything else is resolved as ``--model`` always is.
+    """
+    if model is not None:
+        folder = Path(model).expanduser()
+        checkpoint = next((f for f in (folder, folder.parent) if (f / LINEAGE_FILE).is_file()), None)
+        if checkpoint is not None and (checkpoint == folder or folder.name == "model"):
+            record = read_lineage(checkpoint)
+            weights = checkpoint / "model"
+            if not (weights / "config.json").is_file():
+                raise CharterError(
+                    f"{checkpoint} is a {record['kind']} checkpoint with no model/ folder: a policy "
+                    "starts from a base model or an sft, dpo, ppo or grpo checkpoint"
+                )
+            kind = record["kind"]
+            digest = content_id(f"checkpoint_{kind}", record["identity"])[:12]
+            start = {
+                "start_checkpoint": str(checkpoint.resolve()),
+                "start_checkpoint_kind": kind,
+                "start_checkpoint_run_id": record["run_id"],
+                "start_checkpoint_base_model": record["base_model"],
+            }
+            return ResolvedModel(path=str(weights.resolve()), model_id=f"{kind}-checkpoint@{digest}"), start
+    return resolve_model(model), {}

@@ -34,7 +34,7 @@ from tasks.train.rl_math import (
     policy_loss,
     value_loss,
 )
-from tasks.train.settings import PPOSettings
+from tasks.train.settings import LORA_TARGET_MODULES, PPOSettings
 
 
 class PolicyWithValueHead(nn.Module):
@@ -51,7 +51,7 @@ class PolicyWithValueHead(nn.Module):
             r=lora_r,
             lora_alpha=lora_alpha,
             lora_dropout=0.0,
-            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            target_modules=list(LORA_TARGET_MODULES),
         )
         self.lm: PeftModel = get_peft_model(model, lora)
         self.value_head = nn.Linear(model.config.hidden_size, 1, dtype=torch.float32, device=model.device)
@@ -149,6 +149,26 @@ def _generate(
         tokenizer.decode(r[m.bool()], skip_special_tokens=True) for r, m in zip(responses, mask, strict=True)
     ]
     return sequences, attention_mask, mask, decoded
+
+
+# charter's PPO log keys and the names TRL's PPOTrainer (TRL 0.x; ``objective/kl_coef`` from its
+# first, adaptive-KL version) logged the same figures under; the others keep their charter names.
+TRL_PPO_NAMES = {
+    "kl": "objective/kl",
+    "kl_coef": "objective/kl_coef",
+    "entropy": "objective/entropy",
+    "reward_mean": "objective/scores",
+    "policy_loss": "loss/policy_avg",
+    "value_loss": "loss/value_avg",
+    "clip_fraction": "policy/clipfrac_avg",
+    "value_clip_fraction": "val/clipfrac_avg",
+    "approx_kl": "policy/approxkl_avg",
+}
+
+
+def trl_step_metrics(log: Mapping[str, float]) -> dict[str, float]:
+    """One step's log with TRL's names where TRL has one (``objective/kl``, ...), for the tracker."""
+    return {TRL_PPO_NAMES.get(key, key): value for key, value in log.items() if key != "step"}
 
 
 def rollout_schedule(prompt_count: int, config: PPOSettings) -> list[list[int]]:

@@ -10,8 +10,10 @@ from tasks.evaluate.evaluation import EvaluationSettings, evaluate_checkpoint
 from tasks.orchestration.task_options import task_context, task_options
 from tasks.store.store import Store
 from tasks.train.checkpoints import train_dpo_checkpoint, train_ppo_checkpoint, train_reward_checkpoint
+from tasks.train.grpo import train_grpo_checkpoint
 from tasks.train.pair_scores import new_score_rows
-from tasks.train.settings import DPOSettings, RewardModelSettings
+from tasks.train.settings import DPOSettings, RewardModelSettings, SFTSettings
+from tasks.train.sft import train_sft_checkpoint
 
 
 @task(name="train-reward-model", **task_options(retries=0))
@@ -41,6 +43,18 @@ def dpo_task(
     return train_dpo_checkpoint(Store(store_root), run_id, set_id, model, settings, output)
 
 
+@task(name="train-sft", **task_options(retries=0))
+def sft_task(
+    store_root: str,
+    run_id: str,
+    critique_run: str | None,
+    model: str | None,
+    settings: SFTSettings,
+    output: str | None,
+) -> dict[str, Any]:
+    return train_sft_checkpoint(Store(store_root), run_id, critique_run, model, settings, output)
+
+
 @task(name="evaluate-checkpoint", **task_options(retries=0))
 def evaluate_task(store_root: str, checkpoint: str, settings: EvaluationSettings) -> dict[str, Any]:
     return evaluate_checkpoint(Store(store_root), checkpoint, settings)
@@ -49,3 +63,8 @@ def evaluate_task(store_root: str, checkpoint: str, settings: EvaluationSettings
 @task(name="train-ppo", **task_options(retries=0))
 def ppo_task(store_root: str, run_id: str, options: dict[str, Any]) -> dict[str, Any]:
     return train_ppo_checkpoint(Store(store_root), run_id, **options)
+
+
+@task(name="train-grpo", **task_options(retries=0))
+def grpo_task(store_root: str, run_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    return train_grpo_checkpoint(Store(store_root), run_id, **options)

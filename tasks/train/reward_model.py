@@ -203,7 +203,8 @@ class TrainingHistory:
     """What a training run did: one entry per optimiser step and one evaluation per epoch."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
-    """``{"epoch", "step", "pairs", "loss"}``: the batch's loss before its update."""
+    """``{"epoch", "step", "pairs", "loss", "learning_rate"}`` and TRL's figures of the batch's
+    scores (``accuracy``, ``margin``, ...): all before its update."""
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     """Held-out metrics with an ``"epoch"`` key; epoch 0 is the untrained model, the baseline."""
     train_pairs: int = 0
@@ -271,7 +272,14 @@ def train_reward_model(
                 loss.backward()
                 optimizer.step()
                 history.train_seconds += time.perf_counter() - started
-                entry = dict(epoch=epoch, step=len(history.steps) + 1, pairs=len(batch), loss=loss.item())
+                entry = dict(
+                    epoch=epoch,
+                    step=len(history.steps) + 1,
+                    pairs=len(batch),
+                    loss=loss.item(),
+                    learning_rate=config.learning_rate,
+                    **_batch_figures(scores.detach(), len(batch)),
+                )
                 history.steps.append(entry)
                 if on_step is not None:
                     on_step(entry)
@@ -282,6 +290,20 @@ def train_reward_model(
                 )
     model.eval()
     return model, tokenizer, history
+
+
+def _batch_figures(scores: torch.Tensor, pairs: int) -> dict[str, float]:
+    """TRL's ``RewardTrainer`` step metrics on one batch's scores (chosen first, then rejected):
+    ``accuracy`` (share of pairs whose chosen response scores higher), ``margin`` (mean score
+    difference), and the ``min_reward``, ``mean_reward`` and ``max_reward`` of all its scores."""
+    margins = scores[:pairs] - scores[pairs:]
+    return {
+        "accuracy": (margins > 0).float().mean().item(),
+        "margin": margins.mean().item(),
+        "min_reward": scores.min().item(),
+        "mean_reward": scores.mean().item(),
+        "max_reward": scores.max().item(),
+    }
 
 
 def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> None:

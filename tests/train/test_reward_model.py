@@ -341,7 +341,7 @@ def test_minilm_learns_from_hh_rlhf_and_round_trips(hh_rlhf_sample: Path, tmp_pa
         model, tokenizer, tmp_path / "rm", {"config": config.model_dump(), "metrics": after}
     )
     loaded, loaded_tokenizer, metadata = load_reward_model(saved)
-    assert metadata["config"] == config.model_dump()
+    assert metadata["config"] == config.model_dump(mode="json")  # as JSON holds it (tuples as lists)
     assert json.loads((saved / METADATA_FILE).read_text())["metrics"]["loss"] == after["loss"]
     sample = held_out[:8]
     args = ([r["prompt"] for r in sample], [r["chosen"] for r in sample], config.max_length, 8)
