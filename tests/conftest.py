@@ -67,7 +67,7 @@ def cai_dir() -> Path:
 
 # Commands that run a Prefect flow (the others never contact Prefect).
 FLOW_COMMANDS = frozenset(
-    {"ingest", "import-labels", "generate", "critique", "label", "merge", "train", "eval"}
+    {"ingest", "import-labels", "generate", "critique", "label", "merge", "train", "eval", "compare"}
 )
 _SHARED_SERVER = contextlib.ExitStack()
 _shared_url: list[str] = []

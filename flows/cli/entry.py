@@ -17,10 +17,12 @@ from rich.text import Text
 
 from flows.cli import (
     checkpoints,
+    compare,
     constitution,
     data,
     models,
     pipeline,
+    policy_training,  # noqa: F401 (its command joins training.train_app)
     preferences,
     review,
     stages,
@@ -39,7 +41,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data.app, stages.app, preferences.app, training.app, checkpoints.app, pipeline.app):
+for group in (
+    data.app,
+    stages.app,
+    preferences.app,
+    training.app,
+    compare.app,
+    checkpoints.app,
+    pipeline.app,
+):
     app.add_typer(group)  # nameless: the group's commands join the top level
 for named in (
     constitution.constitution_app,

@@ -47,7 +47,7 @@ from tasks.merge.preference_sets import read_set
 from tasks.store.store import Store
 from tasks.stress.stress_set import select_stress
 from tasks.stress.tables import stress_report
-from tasks.train.lineage import SCOREBOARD_FILE, read_lineage, write_json_atomically
+from tasks.train.lineage import LINEAGE_FILE, SCOREBOARD_FILE, read_lineage, write_json_atomically
 from tasks.train.uncertainty import means_and_stds
 
 # Per model: the reward model's mean score and spread over its members (None for one member),
@@ -181,15 +181,20 @@ def held_out_prompts(store: Store, prompt_set: str, seen: set[str], per_family: 
 def training_prompt_ids(store: Store, lineage: dict[str, Any]) -> set[str]:
     """The prompts a checkpoint learnt from, which a held-out evaluation must leave out.
 
-    Those of its preference set (DPO's pairs; for PPO, its reward model's) and PPO's rollout
-    prompts. A PPO lineage written before rollouts were recorded counts its whole prompt set.
-    A checkpoint without a set (PPO on rules alone) has no pairs: never the store's latest set.
+    Those of its preference set (DPO's pairs; for PPO and GRPO, its reward model's), the prompts
+    PPO's or GRPO's rollouts answered, an SFT checkpoint's revisions' prompts, and, all the way
+    down, what the checkpoint it started from (``start_checkpoint``: an SFT stage) learnt from. A
+    PPO lineage written before rollouts were recorded counts its whole prompt set. A checkpoint
+    without a set (PPO or GRPO on rules alone) has no pairs: never the store's latest set.
     """
-    seen = set(lineage.get("rollout_prompt_ids", ()))
+    seen = set(lineage.get("rollout_prompt_ids", ())) | set(lineage.get("prompt_ids", ()))
     if lineage["kind"] == "ppo" and "rollout_prompt_ids" not in lineage:
         seen |= {prompt.prompt_id for prompt in select_prompts(store, lineage["prompt_set"])}
     if lineage.get("preference_set"):
         seen |= {row["prompt_id"] for row in read_set(store, lineage["preference_set"])[1]}
+    start = lineage.get("start_checkpoint")
+    if start and (Path(start) / LINEAGE_FILE).is_file():
+        seen |= training_prompt_ids(store, read_lineage(start))
     return seen
 
 
@@ -234,7 +239,7 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
     lineage = read_lineage(checkpoint)
     if "model_path" not in lineage:
         raise CharterError(
-            f"{checkpoint} is a {lineage['kind']} checkpoint, not a policy: evaluate a dpo or ppo one"
+            f"{checkpoint} is a {lineage['kind']} checkpoint, not a policy: evaluate a dpo, ppo or grpo one"
         )
     trained_on = training_prompt_ids(store, lineage)
     prompts = held_out_prompts(store, settings.prompt_set, trained_on, settings.per_family)

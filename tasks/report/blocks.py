@@ -44,7 +44,15 @@ class Note:
     kind: str = "note"
 
 
-Block = Table | Figure | Note
+@dataclass(frozen=True)
+class SideBySide:
+    """Blocks shown next to each other (a table and its chart) where the page is wide enough, one
+    under the other where it is not; the Markdown summary lists them in order."""
+
+    blocks: tuple[Table | Figure | Note, ...]
+
+
+Block = Table | Figure | Note | SideBySide
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tasks.core.errors import CharterError
 from tasks.impact.record import ImpactSummary, latest_impact
+from tasks.report.revision_section import CritiqueRunCheck, critique_run_checks
 from tasks.review.queues import load_queues, queue_sizes
 from tasks.store.audit import audit_summary
 from tasks.store.runs import code_version
@@ -23,7 +24,7 @@ from tasks.store.store import Store
 from tasks.train.lineage import SCOREBOARD_FILE, read_lineage
 
 REWARD_KINDS = ("reward",)
-POLICY_KINDS = ("dpo", "ppo")
+POLICY_KINDS = ("dpo", "ppo", "grpo")
 
 # Labels made in the review bench, per annotator and queue (a changed vote is a second label).
 BENCH_LABELS_SQL = (
@@ -101,6 +102,8 @@ class ReportData:
     review: ReviewData | None = None
     impact: ImpactSummary | None = None
     """The latest measured constitution edit (``charter constitution impact``), if any."""
+    critique_runs: tuple[CritiqueRunCheck, ...] = ()
+    """The latest critique runs' revisions, checked for commentary about the response."""
 
 
 def load_checkpoint(path: str | Path | None, kinds: tuple[str, ...]) -> Checkpoint | None:
@@ -179,4 +182,5 @@ def gather_report_data(
         policy=policy,
         review=review_data(store),
         impact=latest_impact(store),
+        critique_runs=critique_run_checks(store),
     )

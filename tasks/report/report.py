@@ -5,7 +5,8 @@ that forbids loading anything, so it opens offline, from a CI artifact or an e-m
 as it was written. The Markdown has the same tables without the charts, for terminals and CI
 logs. Both are rendered from one list of sections (``tasks.report.audit_sections``,
 ``tasks.report.review_section``, ``tasks.report.uncertainty_section``,
-``tasks.report.training_sections``, ``tasks.report.stress_section``), so they agree.
+``tasks.report.revision_section``, ``tasks.report.training_sections``,
+``tasks.report.stress_section``, ``tasks.report.compare_section``), so they agree.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from tasks.report.audit_sections import (
     position_section,
     stages_section,
 )
-from tasks.report.blocks import Block, Figure, Note, Section, Table, format_value
+from tasks.report.blocks import Block, Figure, Note, Section, SideBySide, Table, format_value
+from tasks.report.compare_section import compare_section
 from tasks.report.data import ReportData, StageRecord, gather_report_data
 from tasks.report.impact_section import impact_section
 from tasks.report.review_section import review_section
+from tasks.report.revision_section import revision_section
 from tasks.report.stress_section import stress_section
 from tasks.report.training_sections import policy_section, reward_section, scoreboard_section
 from tasks.report.uncertainty_section import evidence_section, uncertainty_section
@@ -54,10 +57,12 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
     disagreements_section,
     review_section,
     impact_section,
+    revision_section,
     reward_section,
     policy_section,
     scoreboard_section,
     stress_section,
+    compare_section,
 )
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -85,6 +90,12 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 svg .axis-label { font-size: 12px; fill: #111; }
 svg .diagonal, svg .reference { stroke: #777; stroke-dasharray: 4 3; }
 svg .bin { fill-opacity: .75; stroke: #fff; }
+.side-by-side { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.2rem;
+                align-items: start; }
+@media (max-width: 800px) { .side-by-side { grid-template-columns: minmax(0, 1fr); } }
+.side-by-side > * { margin-top: 0; }
+.side-by-side > table { display: block; overflow-x: auto; }
+.side-by-side svg { width: 100%; height: auto; }
 """
 # Nothing may load from anywhere: no scripts, no fonts, no images; only the inline stylesheet.
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -154,6 +165,8 @@ def _html_section(section: Section) -> str:
 
 
 def _html_block(block: Block) -> str:
+    if isinstance(block, SideBySide):
+        return '<div class="side-by-side">' + "".join(_html_block(b) for b in block.blocks) + "</div>"
     if isinstance(block, Table):
         return _html_table(block)
     if isinstance(block, Figure):
@@ -202,6 +215,8 @@ def render_markdown(data: ReportData, sections: Sequence[Section]) -> str:
 
 
 def _md_block(block: Block) -> str:
+    if isinstance(block, SideBySide):
+        return "\n".join(text for b in block.blocks if (text := _md_block(b)))
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Note):

@@ -45,6 +45,10 @@ def policy_headline(policy: Checkpoint | None) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [("policy", f"{policy.kind}: {policy.path.name}")]
     if policy.kind == "dpo":
         rows.append(("final DPO loss", _last(policy.metrics.get("loss", []))))
+    elif policy.kind == "grpo":
+        steps = policy.metrics.get("steps", [])
+        rows.append(("final GRPO mean reward", _last([s.get("reward") for s in steps])))
+        rows.append(("final GRPO KL to reference (per token)", _last([s.get("kl") for s in steps])))
     else:
         steps = policy.metrics.get("steps", [])
         rows.append(("final PPO mean reward", _last([s.get("reward_mean") for s in steps])))
@@ -150,9 +154,10 @@ def _family_accuracy_table(evaluations: dict[str, Record]) -> Table:
 def policy_section(data: ReportData) -> Section:
     policy = data.policy
     if policy is None:
-        return Section("policy", "Policy training", (no_training("policy (DPO or PPO)"),))
-    blocks = _dpo_blocks(policy.metrics) if policy.kind == "dpo" else _ppo_blocks(policy.metrics)
-    return Section("policy", f"Policy training ({policy.kind.upper()})", (*blocks, lineage_table(policy)))
+        return Section("policy", "Policy training", (no_training("policy (DPO, PPO or GRPO)"),))
+    blocks = {"dpo": _dpo_blocks, "grpo": _grpo_blocks}.get(policy.kind, _ppo_blocks)(policy.metrics)
+    algorithm = policy.lineage.get("algorithm", policy.kind)  # a grpo checkpoint's may be rloo
+    return Section("policy", f"Policy training ({algorithm.upper()})", (*blocks, lineage_table(policy)))
 
 
 def _dpo_blocks(metrics: Record) -> list[Block]:
@@ -193,6 +198,26 @@ def _ppo_blocks(metrics: Record) -> list[Block]:
         curve("ppo-kl", "PPO KL to the reference policy and the adaptive KL coefficient", "KL", kl),
         curve("policy-loss", "PPO policy and value losses", "loss", losses),
         curve_table(rewards | kl | losses | others, "Training curves"),
+    ]
+
+
+def _grpo_blocks(metrics: Record) -> list[Block]:
+    """TRL's per-step log of a GRPO (or RLOO) run, under TRL's names: the weighted total reward, the
+    KL to the reference and each reward function's mean (``rewards/<name>/mean``)."""
+    steps = metrics.get("steps", [])
+
+    def points(key: str) -> list[tuple[float, Any]]:
+        return [(s["step"], s.get(key)) for s in steps]
+
+    rewards = {"mean reward (weighted total)": points("reward")}
+    functions = {name: points(f"rewards/{name}/mean") for name in metrics.get("reward_functions", [])}
+    kl = {"KL to reference (per token)": points("kl")}
+    others = {name: points(key) for name, key in (("loss", "loss"), ("entropy", "entropy"))}
+    return [
+        curve("grpo-reward", "GRPO mean reward per step", "reward", rewards),
+        curve("grpo-reward-functions", "Each reward function's mean per step", "reward", functions),
+        curve("grpo-kl", "GRPO KL to the reference policy (mean per token)", "KL", kl),
+        curve_table(rewards | functions | kl | others, "Training curves"),
     ]
 
 

@@ -51,6 +51,7 @@ from tasks.store.store import Store
 from tasks.train.lineage import lineage_record, write_lineage
 from tests.browsers import chromium
 from tests.conftest import PROJECT_ROOT
+from tests.report.race_fixture import write_race
 from tests.rule_cases import RULE_CASES, add_prompt_with_responses, store_with_rule_cases
 
 CONSTITUTION = PROJECT_ROOT / "constitutions" / "healthcare-scheduling.yaml"
@@ -320,6 +321,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("report")
     constitution = load_constitution(CONSTITUTION)
     store = build_store(root, constitution)
+    write_race(store.root)
     return {
         "root": root,
         "store": store,
@@ -535,6 +537,15 @@ return [...document.querySelectorAll('p[data-note]')].map((note) => ({
 """
 
 
+# The boxes of the race section's table and chart, which sit side by side.
+SIDE_BY_SIDE = """
+return [...document.querySelectorAll('#compare .side-by-side > *')].map((block) => {
+  const r = block.getBoundingClientRect();
+  return {top: r.top, left: r.left, right: r.right, height: r.height};
+});
+"""
+
+
 def open_page(driver: Any, page: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Load ``page`` and return its plots and notes as measured; fails on any console error or any
     request the page made (it must be self-contained)."""
@@ -571,6 +582,7 @@ def test_every_plot_renders_in_headless_chromium(
         "dpo-reward-margin",
         "scoreboard-rule-pass",
         "win-rates",
+        "compare-standings",
     }
     store: Store = built["store"]
     # The judge's reliability diagram: one marker per non-empty bin of each judge in the view.
@@ -594,6 +606,10 @@ def test_every_plot_renders_in_headless_chromium(
     assert all(width > 1 for (_, width), (accuracy,) in zip(bars, principles, strict=True) if accuracy > 0)
     assert {series for series, _ in plots["coverage"]["bars"]} == {"human", "AI"}
     assert plots["win-rates"]["bars"] and plots["stage-seconds"]["section"] == "stages"
+    # The race: a bar per entrant and series, its table beside the chart (same row, no overlap).
+    assert plots["compare-standings"]["section"] == "compare" and len(plots["compare-standings"]["bars"]) == 9
+    table, chart = browser.execute_script(SIDE_BY_SIDE)
+    assert abs(table["top"] - chart["top"]) < 1 and table["right"] <= chart["left"] and table["height"] > 50
     # Nothing is missing, and the scoreboard's length warning is on screen.
     assert not [n for n in notes if n["kind"] == "missing"]
     warnings = [n for n in notes if n["kind"] == "warning" and n["section"] == "scoreboard"]
