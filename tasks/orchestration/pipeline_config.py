@@ -37,7 +37,8 @@ from tasks.label.settings import LabelSettings
 from tasks.merge.policy import MergeSettings, load_merge_policy
 from tasks.orchestration.runners import RunnerSettings, check_runnable
 from tasks.stress.stress_set import load_stress_set
-from tasks.train.settings import DPOSettings, PPOSettings, RewardModelSettings
+from tasks.train.settings import DPOSettings, GRPOSettings, PPOSettings, RewardModelSettings, SFTSettings
+from tasks.train.tracking import check_report_to
 
 Location = tuple[str | int, ...]
 STAGES = ("ingest", "generate", "critique", "label", "impact", "merge", "train", "evaluate")
@@ -118,13 +119,33 @@ class MergeStageSettings(_Section):
         return self
 
 
+PolicyAlgorithm = Literal["dpo", "ppo", "grpo"]
+
+
+class SFTStageSettings(SFTSettings):
+    """SL-CAI: supervised fine-tuning on the critique stage's final revisions before the preference
+    stage; when on, every policy algorithm starts from its checkpoint and uses it as reference."""
+
+    enabled: bool = False
+
+    def stage(self) -> SFTSettings:
+        return SFTSettings(**self.model_dump(exclude={"enabled"}))
+
+
 class TrainStageSettings(_Section):
-    algorithm: Literal["dpo", "ppo", "none"] = "dpo"
+    # One policy algorithm, or none (the reward model, and SFT if on, still train).
+    algorithm: Literal["dpo", "ppo", "grpo", "none"] = "dpo"
+    # A race instead: train each of two or more algorithms (from the same start) and compare them
+    # on the same held-out prompts, seeds and preferences (the evaluate stage runs `compare`).
+    algorithms: tuple[PolicyAlgorithm, ...] = ()
+    sft: SFTStageSettings = SFTStageSettings()
     # The reward model is trained whenever training runs: the scoreboard and PPO score with it.
     reward_model: RewardModelSettings = RewardModelSettings()
     dpo: DPOSettings = DPOSettings()
     ppo: PPOSettings = PPOSettings()
+    grpo: GRPOSettings = GRPOSettings()
     # What PPO is rewarded by: the reward model, the constitution's rules, or both summed.
+    # (GRPO says it in grpo.rewards, with weights.)
     ppo_reward: Literal["reward_model", "rules", "both"] = "reward_model"
 
     @model_validator(mode="after")
@@ -136,6 +157,26 @@ class TrainStageSettings(_Section):
                 "ensemble, but ppo_reward is rules: use reward_model or both, or leave it at mean"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_way_to_choose(self) -> TrainStageSettings:
+        if not self.algorithms:
+            return self
+        if len(set(self.algorithms)) != len(self.algorithms) or len(self.algorithms) < 2:
+            raise ValueError(
+                f"algorithms races two or more different algorithms, not {list(self.algorithms)}: "
+                "for one, use algorithm"
+            )
+        if "algorithm" in self.model_fields_set:
+            raise ValueError("give algorithm (one policy) or algorithms (a race), not both")
+        return self
+
+    @property
+    def policies(self) -> tuple[PolicyAlgorithm, ...]:
+        """The policy algorithms the stage trains, in order (none, one, or a race's)."""
+        if self.algorithms:
+            return self.algorithms
+        return () if self.algorithm == "none" else (self.algorithm,)
 
 
 class EvaluateStageSettings(EvaluateSettings):
@@ -225,6 +266,9 @@ def _derived(config: PipelineSettings) -> list[tuple[Location, Callable[[], obje
           for index, mode in enumerate(config.label.pairs)),
         (("merge",), config.merge_policy),
         (("policy_model", "backend"), partial(_check_trainable, config)),
+        (("train", "sft", "enabled"), partial(_check_sft_source, config)),
+        *((("train", name, "report_to"), partial(check_report_to, getattr(config.train, name).report_to))
+          for name in ("reward_model", "dpo", "ppo", "grpo", "sft")),
         (("evaluate",), lambda: EvaluationSettings(**evaluation, **config.evaluate.stage().model_dump())),
         *([(("evaluate", "stress"), partial(_check_stress, config))] if config.evaluate.stress else []),
         (("runner",), partial(check_runnable, config.runner)),
@@ -296,10 +340,20 @@ def _check_stress(config: PipelineSettings) -> None:
 
 def _check_trainable(config: PipelineSettings) -> None:
     """Training changes the policy model's weights, which a model served over HTTP does not give."""
-    if config.train.algorithm != "none" and config.policy_model.backend == "openai":
+    trains = [*config.train.policies, *(["sft"] if config.train.sft.enabled else [])]
+    if trains and config.policy_model.backend == "openai":
         raise ValueError(
-            f"backend openai serves the policy model over HTTP, but train.algorithm {config.train.algorithm} "
-            "trains its weights: give a local policy model, or set train.algorithm: none"
+            f"backend openai serves the policy model over HTTP, but train ({', '.join(trains)}) trains its "
+            "weights: give a local policy model, or set train.algorithm: none and train.sft.enabled: false"
+        )
+
+
+def _check_sft_source(config: PipelineSettings) -> None:
+    """SL-CAI learns from the critique stage's revisions: without that stage there are none."""
+    if config.train.sft.enabled and not config.critique.enabled:
+        raise ValueError(
+            "train.sft trains on the critique stage's revisions, but critique.enabled is false: "
+            "enable critique or turn sft off"
         )
 
 

@@ -284,6 +284,12 @@ CROSS_KEY_CASES = {
         {"policy_model": {"backend": "openai", "model": "m", "base_url": SERVER}},
         ("policy_model", "backend"),
     ),
+    "sft-without-critique": (
+        {"critique": {"enabled": False}, "train": {"sft": {"enabled": True}}},
+        ("train", "sft", "enabled"),
+    ),
+    "race-of-one": ({"train": {"algorithms": ["dpo", "dpo"]}}, ("train",)),
+    "algorithm-and-race": ({"train": {"algorithms": ["dpo", "grpo"]}}, ("train",)),
     "ray-address-on-local": ({"runner": {"kind": "local", "address": "auto"}}, ("runner",)),
     "policy-file-and-inline": ({"merge": {"policy": {"ties": "keep"}}}, ("merge",)),
     "unknown-family": ({"prompts": {"families": ["booking", "bookings"]}}, ("prompts", "families")),
@@ -328,7 +334,7 @@ def key_path(name: str, under: Location = ()) -> Location:
 
 # The bad configs that used to pass validation and fail minutes into a run (issue 12).
 CLI_CASES = {
-    "dpo-loss-typo": (key_path("loss_type"), "sigmoidd", "'sigmoid'"),
+    "dpo-loss-typo": (key_path("loss_type", ("train", "dpo")), "sigmoidd", "'sigmoid'"),
     "judge-backend-typo": (key_path("backend", ("judge_model",)), "vlm", "'vllm'"),
     "zero-critique-tokens": (key_path("critique_tokens"), 0, "at least 1"),
     "unknown-policy-backend": (key_path("backend", ("policy_model",)), "vlm", "'openai'"),

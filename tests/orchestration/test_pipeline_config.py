@@ -39,6 +39,9 @@ def test_bundled_config_resolves_paths_against_its_folder() -> None:
     assert config.prompts.set_name == "healthcare-scheduling"
     assert [spec.path for spec in config.human_labels] == [str(BUNDLED / "human-labels.jsonl")]
     assert config.merge_policy().ai_min_margin == 0.05  # from merge-policy.yaml, not the default 0.1
+    assert config.critique.few_shot_path == str(
+        PROJECT_ROOT / "constitutions" / "healthcare-scheduling.few-shot.jsonl"
+    )
     assert config.train.algorithm == "dpo"
     # The judge defaults to the policy's model, so one engine serves both.
     assert config.judge_spec == config.policy_model.spec()

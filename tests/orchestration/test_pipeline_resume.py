@@ -61,6 +61,7 @@ merge:
     ai_require_consistent: false
 train:
   algorithm: dpo
+  sft: {{enabled: true, steps: 2, batch_size: 2, max_length: 128, loss_records: 2}}
   reward_model: {{epochs: 1, batch_size: 4, max_length: 96}}
   dpo: {{steps: 2, batch_size: 2, max_length: 128}}
 evaluate: {{per_family: 1, max_tokens: 8, judge: false}}
@@ -172,8 +173,13 @@ def test_pipeline_runs_every_stage_and_writes_the_report(uninterrupted: dict) ->
     assert len(contents["critiques"]) == 3 * 2  # one round per generation
     assert contents["ai_labels"] and len(contents["preference_sets"]) == 1
     kinds = sorted(name.split("-")[0] for name in _checkpoints(store))
-    assert kinds == ["dpo", "reward"]
+    assert kinds == ["dpo", "reward", "sft"]
     dpo = next((store / "checkpoints").glob("dpo-*"))
+    # SL-CAI then RL-CAI: DPO started from the SFT checkpoint, which is also its reference.
+    sft = next((store / "checkpoints").glob("sft-*"))
+    lineage = json.loads((dpo / "charter-lineage.json").read_text(encoding="utf-8"))
+    assert lineage["start_checkpoint"] == str(sft.resolve())
+    assert lineage["reference_model"] == str((sft / "model").resolve())
     scoreboard = json.loads((dpo / "scoreboard.json").read_text(encoding="utf-8"))
     assert scoreboard["prompts"] == 12  # one held-out prompt per family
     report = next((store / "reports").glob("*/report.html"))
