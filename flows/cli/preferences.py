@@ -136,6 +136,8 @@ def export(
     revision) or revision-over-original preferences.
 
     For chains, give the same settings as the critique run: they identify which chains to follow.
+    Final revisions that talk about the response instead of being one, or copy a few-shot
+    dialogue's revision, are left out, and counted.
     """
     from tasks.critique.plan import chain_states
     from tasks.store.exports import preference_records, sft_records, write_records
@@ -154,17 +156,18 @@ def export(
     chosen = {"prompt_set": prompts, "families": selection.family, "limit": selection.limit}
     states = chain_states(Store.existing(store), None, chosen, str(constitution), settings, concrete(backend))
     rounds = settings.rounds
-    if kind == "sft":
-        records, skipped = sft_records(states, rounds, style), 0
-    else:
-        records, skipped = preference_records(states, rounds, style)
+    export = sft_records if kind == "sft" else preference_records
+    records, left_out = export(states, rounds, style, settings.config().few_shot)
+    reasons = ", ".join(f"{n} {why}" for why, n in left_out.most_common())
+    left = f"{left_out.total()} left out: {reasons}" if left_out else "none left out"
     if not records:
-        raise CharterError("nothing to export: no completed critique chains for this selection and settings")
+        why = f"every completed chain left out ({reasons})" if left_out else "no completed critique chains"
+        raise CharterError(f"nothing to export: {why} for this selection and settings")
     path = write_records(records, output, fmt)
     incomplete = sum(1 for s in states if len(s.done) < rounds)
     out.print(
         f"[green]wrote[/green] {len(records)} {kind} records to {path} "
-        f"({incomplete} chains not complete, {skipped} unchanged by revision skipped)"
+        f"({incomplete} chains not complete; {left})"
     )
 
 
