@@ -30,8 +30,11 @@ FLOWS: dict[str, str] = {
     "merge": "flows.merge.merge",
     "train-reward": "flows.train.train_reward",
     "train-dpo": "flows.train.train_dpo",
+    "train-sft": "flows.train.train_sft",
     "train-ppo": "flows.train.train_ppo",
+    "train-grpo": "flows.train.train_grpo",
     "evaluate": "flows.train.evaluate_policy",
+    "compare": "flows.compare.compare_policies",
 }
 
 # The five fields of a cron expression, in order, and the values each accepts.
