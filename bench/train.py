@@ -1,4 +1,4 @@
-"""Benchmark: training throughput of charter's reward model, DPO (TRL) and PPO (charter's own).
+"""Benchmark: training throughput of charter's reward model, DPO, SFT, GRPO (TRL) and PPO (charter's own).
 
 One run, real data: the first pairs of ``../shared/data/hh-rlhf/harmless-base-test-sample.jsonl``
 (read by charter's own hh-rlhf importer; the human-chosen response is ``chosen``, target 1.0).
@@ -15,15 +15,22 @@ One run, real data: the first pairs of ``../shared/data/hh-rlhf/harmless-base-te
   32 new tokens, a rule reward (no reward model, so the figure is PPO's own cost), ``--ppo-steps``
   steps; s/step split into rollout (generation + scoring + reference + GAE) and update (PPO
   epochs), as the loop measures them. The first PPO step is reported apart (warm-up).
+* SFT: TRL's ``SFTTrainer`` through ``tasks.train.sft.train_sft`` (SmolLM2-135M, LoRA r=8, batch 4,
+  max_length 384, loss on the reply only) on the pairs' prompts with the chosen reply as target,
+  ``--sft-steps`` steps; s/step from TRL's ``train_runtime``.
+* GRPO: TRL's ``GRPOTrainer`` through ``tasks.train.grpo.grpo_train`` at PPO's sizes (8 responses a
+  step: 2 prompts x 4 generations, 32 new tokens, the same reward, KL beta 0.04), ``--grpo-steps``
+  steps; s/step from TRL's ``step_time``, the first step apart.
 
-Ratios printed: charter's reward loop vs TRL's RewardTrainer (pairs/s), and PPO's s/step vs
-DPO's. No target is asserted. The 1-minute load average is printed before and after: on a
-2-core machine anything else running skews every figure.
+Ratios printed: charter's reward loop vs TRL's RewardTrainer (pairs/s), PPO's s/step vs
+DPO's, and GRPO's vs PPO's (the same responses per step). No target is asserted. The 1-minute
+load average is printed before and after: on a 2-core machine anything else running skews
+every figure.
 
 Run from the project root::
 
-    .venv/bin/python bench/train.py                 # all three (several minutes)
-    .venv/bin/python bench/train.py --pairs 64 --dpo-steps 3 --ppo-steps 3
+    .venv/bin/python bench/train.py                 # all five (several minutes)
+    .venv/bin/python bench/train.py --pairs 64 --dpo-steps 3 --ppo-steps 3 --sft-steps 3 --grpo-steps 3
     .venv/bin/python bench/train.py --json train.json
 """
 
@@ -129,6 +136,59 @@ def bench_dpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     return {"steps": steps, "batch_size": 4, "s_per_step": runtime / steps}
 
 
+def bench_sft(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
+    """SFT (TRL's SFTTrainer through ``train_sft``) on the pairs' prompts with the human-chosen
+    reply as the revision: the records ``charter train sft`` makes from a critique run."""
+    from tasks.backends.models import resolve_model
+    from tasks.train.settings import SFTSettings
+    from tasks.train.sft import train_sft
+
+    sft = [{"messages": [*r["prompt"], {"role": "assistant", "content": r["chosen"]}]} for r in records]
+    settings = SFTSettings(steps=steps, batch_size=4, max_length=384)
+    with tempfile.TemporaryDirectory() as output:
+        _, _, log = train_sft(resolve_model(None).path, sft[: steps * 4], settings, output)
+    runtime = next(entry["train_runtime"] for entry in log if "train_runtime" in entry)
+    return {"steps": steps, "batch_size": 4, "s_per_step": runtime / steps}
+
+
+def appointment_reward(conversations: list[list[dict]], responses: list[str]) -> list[float]:
+    """PPO's and GRPO's reward here: a string check, so the figures are the optimisers' own cost."""
+    return [float("appointment" in r.lower()) for r in responses]
+
+
+def bench_grpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
+    """GRPO (TRL's GRPOTrainer through ``grpo_train``) at PPO's sizes: 8 responses a step (2 prompts
+    x 4 generations), 32 new tokens, the same reward; s/step from TRL's ``step_time``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.backends.models import resolve_model
+    from tasks.train.grpo import grpo_train
+    from tasks.train.rewards import NamedReward
+    from tasks.train.settings import GRPOSettings
+
+    path = resolve_model(None).path
+    settings = GRPOSettings(steps=steps, batch_size=2, num_generations=4, max_new_tokens=32)
+    rewards = [NamedReward("appointment", appointment_reward)]
+    with tempfile.TemporaryDirectory() as output:
+        model = AutoModelForCausalLM.from_pretrained(path)
+        _, log = grpo_train(
+            model,
+            AutoTokenizer.from_pretrained(path),
+            [r["prompt"] for r in records],
+            rewards,
+            settings,
+            output,
+        )
+    times = [entry["step_time"] for entry in log if "step_time" in entry]
+    timed = times[1:] or times
+    return {
+        "steps": steps,
+        "responses_per_step": 8,
+        "first_step_s": times[0],
+        "s_per_step": statistics.fmean(timed),
+    }
+
+
 def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -141,10 +201,7 @@ def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     config = PPOSettings(steps=steps, batch_size=8, max_new_tokens=32, mini_batch_size=4, ppo_epochs=2)
     policy = make_policy(AutoModelForCausalLM.from_pretrained(path), config)
 
-    def reward(conversations: list[list[dict]], responses: list[str]) -> list[float]:
-        return [float("appointment" in r.lower()) for r in responses]
-
-    history = ppo_train(policy, tokenizer, [r["prompt"] for r in records], reward, config)
+    history = ppo_train(policy, tokenizer, [r["prompt"] for r in records], appointment_reward, config)
     timed = history[1:] or history
     return {
         "steps": steps,
@@ -161,6 +218,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=128, help="reward-model training pairs (default 128)")
     parser.add_argument("--dpo-steps", type=int, default=4)
     parser.add_argument("--ppo-steps", type=int, default=4)
+    parser.add_argument("--sft-steps", type=int, default=4)
+    parser.add_argument("--grpo-steps", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
     if not DATA.is_file():
@@ -168,15 +227,17 @@ def main() -> int:
         return 1
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    records = hh_records(max(args.pairs, args.dpo_steps * 4))
+    records = hh_records(max(args.pairs, args.dpo_steps * 4, args.sft_steps * 4))
     report = {
         "reward": bench_reward(records[: args.pairs]),
         "dpo": bench_dpo(records, args.dpo_steps),
+        "sft": bench_sft(records, args.sft_steps),
         "ppo": bench_ppo(records, args.ppo_steps),
+        "grpo": bench_grpo(records, args.grpo_steps),
         "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         "total_s": time.perf_counter() - started,
     }
-    reward, dpo, ppo = report["reward"], report["dpo"], report["ppo"]
+    reward, dpo, ppo, sft, grpo = (report[k] for k in ("reward", "dpo", "ppo", "sft", "grpo"))
     print(f"charter training benchmark ({os.cpu_count()} CPUs), hh-rlhf pairs from {DATA.name}")
     print(
         f"reward model (MiniLM, batch 16, 256 tokens, {reward['pairs']} pairs): charter loop "
@@ -188,6 +249,13 @@ def main() -> int:
         f"PPO (charter, SmolLM2-135M LoRA r=8 + value head, batch 8, 32 new tokens, {ppo['steps']} steps): "
         f"{ppo['s_per_step']:.2f} s/step = rollout {ppo['rollout_s']:.2f} s + update {ppo['update_s']:.2f} s "
         f"(first step {ppo['first_step_s']:.2f} s); {ppo['s_per_step'] / dpo['s_per_step']:.2f}x DPO's s/step"
+    )
+    print(f"SFT (TRL, SmolLM2-135M LoRA r=8, batch 4, {sft['steps']} steps): {sft['s_per_step']:.2f} s/step")
+    print(
+        f"GRPO (TRL, SmolLM2-135M LoRA r=8, 2 prompts x 4 generations, 32 new tokens, "
+        f"{grpo['steps']} steps): "
+        f"{grpo['s_per_step']:.2f} s/step (first step {grpo['first_step_s']:.2f} s); "
+        f"{grpo['s_per_step'] / ppo['s_per_step']:.2f}x PPO's s/step for the same 8 responses a step"
     )
     print(
         f"1-minute load average {load_before:.2f} before, {report['load_average_1m']['after']:.2f} after; "
