@@ -39,6 +39,7 @@ from tasks.evaluate.evaluation import (
     _split,
     compare_with_base,
     sample_responses,
+    scoreboard_fields,
     split_rewards,
     training_prompt_ids,
 )
@@ -53,12 +54,10 @@ from tasks.evaluate.race import (
     standings,
     win_matrix,
 )
-from tasks.evaluate.scoreboard import beyond_known
 from tasks.evaluate.settings import CompareSettings
 from tasks.generate.generation import PromptItem
 from tasks.store.store import Store
 from tasks.stress.stress_set import StressPrompt, select_stress
-from tasks.stress.tables import stress_report
 from tasks.train.lineage import as_recorded, read_lineage, write_json_atomically
 
 COMPARE_FILE = "compare.json"
@@ -261,27 +260,10 @@ def _candidate_board(
     result = compare_with_base(
         prompts, constitution, pair, log_ratios[candidate.name], rewards=_pick(rewards, candidate)
     )
-    known = beyond_known(result.responses)
     answers = {"base": rest[candidate.base], "tuned": rest[candidate.name]}  # type: ignore[index]
-    return {
-        "families": result.families,
-        "principles": result.principles,
-        "length_check": None if result.length is None else vars(result.length),
-        "beyond_known": known,
-        "stress": (
-            stress_report(
-                settings.stress,
-                stress,
-                constitution,
-                answers,
-                _pick(stress_rewards, candidate),
-                known["threshold"] if known else None,
-            )
-            if settings.stress
-            else None
-        ),
-        "responses": result.responses,
-    }
+    return scoreboard_fields(
+        result, settings.stress, stress, constitution, answers, _pick(stress_rewards, candidate)
+    )
 
 
 def _as_entrants(

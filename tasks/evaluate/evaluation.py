@@ -285,35 +285,51 @@ def evaluate_checkpoint(store: Store, checkpoint: str | Path, settings: Evaluati
         result = compare_with_base(
             prompts, constitution, held, log_ratios, rewards=rewards, judge_backend=judge_backend
         )
-    known = beyond_known(result.responses)
     report = {
         "settings": settings.model_dump(),
         "checkpoint": str(checkpoint),
         "reward_model": settings.reward_model,
         "judge": {"model": judge_backend.model_id, "backend": judge_backend.name} if judge_backend else None,
         "prompts": len(prompts),
-        "families": result.families,
-        "principles": result.principles,
         "win_rates": result.wins,
-        "length_check": asdict(result.length) if result.length else None,
-        "beyond_known": known,
-        "stress": (
-            stress_report(
-                settings.stress,
-                stress,
-                constitution,
-                rest,
-                stress_rewards,
-                known["threshold"] if known else None,
-            )
-            if settings.stress
-            else None
-        ),
-        "responses": result.responses,
+        **scoreboard_fields(result, settings.stress, stress, constitution, rest, stress_rewards),
         "sampling": bar.figures().as_dict(),
     }
     write_json_atomically(path, report)
     return report
+
+
+def scoreboard_fields(
+    result: Any,
+    stress_path: str | None,
+    stress: Any,
+    constitution: Constitution,
+    stress_answers: dict[str, Any],
+    stress_rewards: Any,
+) -> dict[str, Any]:
+    """A tuned model's scoreboard against its base (``compare_with_base``'s ``result``): per family
+    and principle, the length check, the share beyond what the reward model knows and, with a
+    stress set, the stress section; what ``charter eval`` and each candidate of a race both save."""
+    known = beyond_known(result.responses)
+    return {
+        "families": result.families,
+        "principles": result.principles,
+        "length_check": asdict(result.length) if result.length else None,
+        "beyond_known": known,
+        "stress": (
+            stress_report(
+                stress_path,
+                stress,
+                constitution,
+                stress_answers,
+                stress_rewards,
+                known["threshold"] if known else None,
+            )
+            if stress_path
+            else None
+        ),
+        "responses": result.responses,
+    }
 
 
 def _split(answers: dict[str, list[str]], count: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
