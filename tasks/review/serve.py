@@ -76,17 +76,19 @@ def serve(store: Store, settings: ReviewSettings, announce: Callable[[str], None
         with recorded_run(store, "review", settings.model_dump()) as run:
             publisher = Publisher(bench, run.run_id, settings.publish_seconds)
             publisher.start()
-            announce(
-                f"review bench at {address} (queues: "
-                + ", ".join(f"{name} {n}" for name, n in sizes.items())
-                + ")"
-            )
-            hosts = ["*"] if settings.allow_remote else sorted({settings.host, *LOOPBACK_HOSTS})
-            config = uvicorn.Config(create_app(bench, hosts), log_level="warning", access_log=False)
             # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again under
             # the handler it found: make that handler an exception, so the publish below still runs.
+            # It is in place before the address is announced: a SIGTERM sent as soon as the address
+            # is seen (before uvicorn has taken the signals) still ends in a clean publish.
             previous = signal.signal(signal.SIGTERM, _stopped)
             try:
+                announce(
+                    f"review bench at {address} (queues: "
+                    + ", ".join(f"{name} {n}" for name, n in sizes.items())
+                    + ")"
+                )
+                hosts = ["*"] if settings.allow_remote else sorted({settings.host, *LOOPBACK_HOSTS})
+                config = uvicorn.Config(create_app(bench, hosts), log_level="warning", access_log=False)
                 uvicorn.Server(config).run(sockets=[sock])
             except (Stopped, KeyboardInterrupt):
                 pass
