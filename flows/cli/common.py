@@ -12,30 +12,17 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
 from rich.progress import Progress
 
+from flows.cli.console import err, out
 from flows.cli.options import Flag, Options
 from tasks.backends.settings import BackendSettings, choose_kind, model_identity
 from tasks.orchestration.runners import RUNNERS, RunnerSettings, runner_spec
-from tasks.store.store import DEFAULT_STORE, Store
+from tasks.store.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-StoreOption = Annotated[
-    Path,
-    typer.Option(
-        "--store", envvar="CHARTER_STORE", help="Store directory (default ./store or $CHARTER_STORE)."
-    ),
-]
-DEFAULT_STORE_PATH = Path(DEFAULT_STORE)
 
 
 class PromptSelection(BaseModel):

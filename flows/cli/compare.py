@@ -13,15 +13,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import (
-    DEFAULT_STORE_PATH,
-    StoreOption,
-    backend_options,
-    checked_backend,
-    out,
-    prefect_environment,
-)
+from flows.cli.common import backend_options, checked_backend, out, prefect_environment
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution
 from tasks.evaluate.settings import CompareSettings

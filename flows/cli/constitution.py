@@ -10,16 +10,9 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from flows.cli.common import (
-    DEFAULT_STORE_PATH,
-    StoreOption,
-    backend_options,
-    checked_backend,
-    err,
-    out,
-    prefect_environment,
-)
+from flows.cli.common import backend_options, checked_backend, err, out, prefect_environment
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.backends.settings import BackendSettings, choose_kind
 from tasks.constitution.diff import diff_constitutions
 from tasks.constitution.importers import IMPORT_FORMATS, import_anthropic, slugify

@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import DEFAULT_STORE_PATH, StoreOption, out, prefect_environment
+from flows.cli.common import out, prefect_environment
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from flows.cli.training import OutputOption, PolicyModelOption, _checkpoint, train_app
 from tasks.constitution.model import load_constitution
 from tasks.train.lineage import read_lineage

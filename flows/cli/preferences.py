@@ -7,16 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.common import (
-    DEFAULT_STORE_PATH,
-    PromptSelection,
-    StoreOption,
-    backend_options,
-    out,
-    prefect_environment,
-)
+from flows.cli.common import PromptSelection, backend_options, out, prefect_environment
 from flows.cli.options import Flag, Options, settings_options
 from flows.cli.stages import critique_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.backends.settings import BackendSettings, concrete
 from tasks.core.errors import CharterError
 from tasks.critique.settings import CritiqueSettings

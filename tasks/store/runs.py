@@ -11,6 +11,7 @@ started it), so :func:`run_liveness` can tell such a run from one still running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -25,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import duckdb
 
 from tasks.core.hashing import content_id, file_sha256
 from tasks.store.store import Store
@@ -153,7 +154,7 @@ def process_start(pid: int) -> str | None:
     return f"{boot_id}:{fields[19]}"
 
 
-def run_liveness(store: Store) -> pa.Table:
+def run_liveness(store: Store) -> dict[str, bool]:
     """For each run still open (no closing event) begun on this machine: is its process alive?
 
     What the SQL catalog's ``run_liveness`` table holds (``run_id``, ``alive``), from which
@@ -162,11 +163,20 @@ def run_liveness(store: Store) -> pa.Table:
     machine (a shared store) or recorded before events named their process are left out:
     nothing here can tell whether they still run.
     """
-    events = store.read("runs")  # every column: files written before events named their process lack those
-    rows = events.to_pylist() if "process_start" in events.column_names else []
+    files = [str(path) for path in store.files("runs")]
+    process = ["run_id", "status", "host", "pid", "process_start"]
+    rows: list[dict[str, Any]] = []
+    # Tuples through DuckDB, not Arrow: ``charter sql`` comes here on every query without pyarrow.
+    with contextlib.closing(duckdb.connect()) as con:
+        if files:
+            query = "select * from read_parquet($files, union_by_name = true)"
+            events = con.sql(query, params={"files": files})
+            # Files written before events named their process lack those columns: nothing to check.
+            if set(process) <= set(events.columns):
+                rows = [dict(zip(process, row, strict=True)) for row in events.select(*process).fetchall()]
     closed = {row["run_id"] for row in rows if row["status"] != "started"}
     host = socket.gethostname()
-    checked = {
+    return {
         row["run_id"]: process_start(row["pid"]) == row["process_start"]
         for row in rows
         if row["status"] == "started"
@@ -174,11 +184,8 @@ def run_liveness(store: Store) -> pa.Table:
         and row["host"] == host
         and row["process_start"] is not None
     }
-    schema = pa.schema([("run_id", pa.string()), ("alive", pa.bool_())])
-    return pa.Table.from_pydict({"run_id": list(checked), "alive": list(checked.values())}, schema=schema)
 
 
 def live_run_ids(store: Store) -> set[str]:
     """The runs whose process is running now, on this machine (see :func:`run_liveness`)."""
-    liveness = run_liveness(store).to_pylist()
-    return {row["run_id"] for row in liveness if row["alive"]}
+    return {run_id for run_id, alive in run_liveness(store).items() if alive}

@@ -1,13 +1,14 @@
 """Read-only SQL over the store, enforced by DuckDB itself.
 
-Each session builds a throwaway DuckDB catalog with one view per table (over that
-table's Parquet files) and the audit views, then reopens it ``read_only`` with
-external access disabled except for the store's ``tables/`` folder and the
-configuration locked. So DuckDB refuses writes and DDL (read-only database),
-``ATTACH``/``INSTALL``/``LOAD`` and any file outside the store (external access),
-and changing those settings (locked). ``COPY``/``EXPORT`` could still write inside the
-allowed folder, so statements are also checked with DuckDB's own parser: only
-``SELECT`` (including ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) runs.
+Each session opens its own copy of the store's DuckDB catalog (one view per table over
+that table's Parquet files, and the audit views; built once per state of the store,
+:mod:`tasks.store.sql_catalog`) ``read_only``, with external access disabled except
+for the store's ``tables/`` folder and the configuration locked. So DuckDB refuses
+writes and DDL (read-only database), ``ATTACH``/``INSTALL``/``LOAD`` and any file
+outside the store (external access), and changing those settings (locked).
+``COPY``/``EXPORT`` could still write inside the allowed folder, so statements are
+also checked with DuckDB's own parser: only ``SELECT`` (including ``WITH``,
+``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) runs.
 
 The audit views live one per file in ``views/`` (``<view>.sql``, dbt style), each opening
 with a ``--`` comment that documents the view and, under ``Columns:``, every output column;
@@ -38,11 +39,9 @@ from typing import Any
 import duckdb
 
 from tasks.core.errors import CharterError, ReadOnlyQueryError
-from tasks.store.runs import run_liveness
-from tasks.store.schema import TABLES
+from tasks.store.sql_catalog import quote, store_catalog
 from tasks.store.sql_settings import SqlSettings
 from tasks.store.store import Store
-from tasks.store.view_files import ViewFile, audit_views
 
 
 @dataclass(frozen=True)
@@ -56,47 +55,6 @@ class QueryResult:
 
 WORKDIR_PREFIX = "charter-sql-"
 """Each session's catalog folder is ``<temp dir>/charter-sql-XXXX``, removed when it ends."""
-
-
-def _create_view(con: duckdb.DuckDBPyConnection, view: ViewFile) -> None:
-    con.execute(view.sql)
-    con.execute(f'comment on view "{view.name}" is {_quote(view.doc)}')
-    for column, doc in view.columns.items():
-        try:
-            con.execute(f'comment on column "{view.name}"."{column}" is {_quote(doc)}')
-        except duckdb.BinderException:
-            raise CharterError(f"{view.path}: documents a column {column!r} the view does not have") from None
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _build_catalog(store: Store, path: Path) -> None:
-    with contextlib.closing(duckdb.connect(str(path))) as con:
-        # One transaction: a commit per statement (hundreds, with the column comments) is slow.
-        con.execute("begin transaction")
-        for name, spec in TABLES.items():
-            # An empty table with the full schema keeps every column present, even when the
-            # Parquet files are empty or were written before a column was added.
-            con.register("_schema_source", spec.schema.empty_table())
-            con.execute(f'create table "_schema_{name}" as select * from _schema_source')
-            con.unregister("_schema_source")
-            body = f'select * from "_schema_{name}"'
-            # The files the manifest lists, each checked (not a glob, which would read a stray
-            # file or one compaction replaced); a failed check is a one-line error naming it.
-            if files := store.files(name):
-                listed = ", ".join(_quote(str(f)) for f in files)
-                body += f" union all by name select * from read_parquet([{listed}], union_by_name = true)"
-            con.execute(f'create view "{name}" as {body}')
-            con.execute(f'comment on view "{name}" is {_quote(spec.doc)}')
-        # Which runs that never closed still have a live process: run_summary's running / died.
-        con.register("_run_liveness", run_liveness(store))
-        con.execute("create table run_liveness as select * from _run_liveness")
-        con.unregister("_run_liveness")
-        for view in audit_views():
-            _create_view(con, view)
-        con.execute("commit")
 
 
 def _refuse_links(store: Store) -> None:
@@ -133,15 +91,13 @@ def readonly_connection(
     memory = f"'{(settings or SqlSettings()).memory_limit_bytes()}B'"
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
     try:
-        catalog = workdir / "catalog.duckdb"
-        _build_catalog(store, catalog)
-        con = duckdb.connect(str(catalog), read_only=True)
+        con = duckdb.connect(str(store_catalog(store, workdir)), read_only=True)
         try:
             tables_dir = str(store.root / "tables") + "/"
             con.execute(f"set memory_limit = {memory}")
-            con.execute(f"set temp_directory = {_quote(str(workdir / 'spill'))}")
+            con.execute(f"set temp_directory = {quote(str(workdir / 'spill'))}")
             con.execute(f"set max_temp_directory_size = {memory}")
-            con.execute(f"set allowed_directories = [{_quote(tables_dir)}]")
+            con.execute(f"set allowed_directories = [{quote(tables_dir)}]")
             con.execute("set enable_external_access = false")
             con.execute("set autoinstall_known_extensions = false")
             con.execute("set autoload_known_extensions = false")

@@ -31,9 +31,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+# pyarrow.compute and pyarrow.parquet (~0.1 s to import) are imported where rows are written or
+# files adopted, so a process that only reads (``charter sql``) never pays for them.
 from tasks.core.errors import CharterError
 from tasks.core.files import PARTIAL_SUFFIX, atomic_target, write_atomically
 from tasks.store.manifest import (
@@ -127,6 +127,8 @@ class Store:
     def count(self, name: str) -> int:
         state = self._checked(name)
         if state.manifest is None:
+            import pyarrow.parquet as pq
+
             return sum(pq.read_metadata(path).num_rows for path in state.paths)
         return sum(entry.rows for entry in state.manifest.files)
 
@@ -136,6 +138,9 @@ class Store:
 
         ``rows`` hold every column but ``run_id`` and ``created_at``, which are stamped here.
         """
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         spec = table_spec(name)
         table = rows if isinstance(rows, pa.Table) else _rows_to_table(list(rows), spec.schema)
         if table.num_rows == 0:
@@ -239,6 +244,8 @@ def _clear_leftovers(directory: Path, lock: TableLock) -> None:
 def _adopt(name: str, state: TableFiles) -> Manifest:
     """A manifest for a table's files as they are, each read whole first (page checksums checked
     where it has them) and required to hold the table's id column."""
+    import pyarrow.parquet as pq
+
     id_column = table_spec(name).id_column
     entries = []
     for path in state.paths:
@@ -272,6 +279,8 @@ def _rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def _first_of_each_id(table: pa.Table, id_column: str) -> pa.Table:
     """Drop repeated ids within one batch, keeping the first occurrence."""
+    import pyarrow.compute as pc
+
     ids = table[id_column]
     if pc.count_distinct(ids).as_py() == table.num_rows:
         return table

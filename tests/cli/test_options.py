@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli.commands import load
 from flows.cli.options import Flag, Options, settings_options
 from tasks.core.errors import CharterError
 from tasks.critique.settings import CritiqueSettings
@@ -114,7 +114,7 @@ def test_options_that_would_clash_with_a_parameter_are_refused() -> None:
     ],
 )
 def test_the_real_commands_take_their_defaults_from_the_settings_models(command, model, skip) -> None:
-    click_command = typer.main.get_command(app).commands[command]
+    click_command = load(command)
     defaults = {p.name: p.default for p in click_command.params}
     expected = {name: value for name, value in model().model_dump().items() if name not in skip}
     assert {name: defaults[name] for name in expected} == expected
@@ -122,5 +122,5 @@ def test_the_real_commands_take_their_defaults_from_the_settings_models(command,
 
 
 def test_label_takes_its_batch_size_from_the_label_stage_settings() -> None:
-    label = typer.main.get_command(app).commands["label"]
+    label = load("label")
     assert {p.name: p.default for p in label.params}["batch_size"] == LabelSettings().batch_size

@@ -131,7 +131,7 @@ def _open_runs(store: Store) -> None:
 
 def test_only_open_runs_of_this_machine_are_checked_and_a_gone_process_is_dead(store: Store) -> None:
     _open_runs(store)
-    liveness = {row["run_id"]: row["alive"] for row in run_liveness(store).to_pylist()}
+    liveness = run_liveness(store)
     assert liveness == {"alive": True, "killed": False, "reused": False}
     assert live_run_ids(store) == {"alive"}
 

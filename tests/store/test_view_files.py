@@ -101,7 +101,7 @@ def test_a_documented_column_the_view_lacks_fails_the_catalog_naming_the_file(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stale = parse_view_file("views/vote_counts.sql", GOOD.replace("as votes", "as n"))
-    monkeypatch.setattr("tasks.store.sql.audit_views", lambda: (*audit_views(), stale))
+    monkeypatch.setattr("tasks.store.sql_catalog.audit_views", lambda: (*audit_views(), stale))
     with (
         pytest.raises(CharterError, match=r"views/vote_counts.sql: documents a column 'votes'"),
         readonly_connection(store),
