@@ -90,6 +90,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/compact.py
 	$(BIN)/python bench/overoptimization.py
 	$(BIN)/python bench/uncertainty.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) $(STORE) $(HH_STORE)
