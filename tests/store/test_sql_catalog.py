@@ -63,7 +63,7 @@ def test_an_unchanged_store_reuses_its_catalog_and_a_change_rebuilds_it(
     assert len(builds) == 2
 
 
-def test_a_reused_catalog_answers_every_view_as_a_rebuilt_one(store: Store, cache: Path, tmp_path: Path) -> None:
+def test_a_reused_catalog_answers_every_view_as_a_rebuilt_one(store: Store, cache: Path) -> None:
     store.append("prompts", prompts(["Can I book Tuesday?"]), "r1")
     with recorded_run(store, "ingest", {}):
         pass
