@@ -4,11 +4,14 @@ One run, real data: the first pairs of ``../shared/data/hh-rlhf/harmless-base-te
 (read by charter's own hh-rlhf importer; the human-chosen response is ``chosen``, target 1.0).
 
 * Reward model: charter's Bradley-Terry loop (``tasks.train.reward_model.train_reward_model``, MiniLM,
-  max_length 256, batch 16) against the baseline TRL's ``RewardTrainer`` on the same pairs,
-  model, batch size and length, pre-tokenized (MiniLM's tokenizer has no eos token, so raw text
-  fails there), one epoch each; pairs/s = training pairs / wall time of the training loop
-  (model loading and held-out evaluation excluded: charter's loop reports its own step time,
-  TRL's ``train_runtime``).
+  max_length 256, batch 16) against the baseline TRL's ``RewardTrainer`` (its defaults: fused
+  AdamW, dropout off, a plain shuffle, no length grouping) on the same pairs, model, batch size
+  and length, pre-tokenized with charter's tokenizer (left truncation, so both train on the
+  same token ids; MiniLM's tokenizer has no eos token, so raw text fails in TRL), one epoch
+  each; pairs/s = training pairs / wall time of the training loop (model loading, tokenizing
+  and held-out evaluation excluded: charter's loop reports its own step time, TRL's
+  ``train_runtime``). ``--repeats N`` runs the two N times, alternating which goes first, and
+  compares their medians. Target: charter's loop >= 1.0x TRL's pairs/s (PASS/MISS).
 * DPO: TRL's ``DPOTrainer`` through ``tasks.train.dpo.train_dpo`` (SmolLM2-135M, LoRA r=8, batch 4,
   max_length 384), ``--dpo-steps`` steps; s/step from TRL's ``train_runtime``.
 * PPO: ``tasks.train.ppo.ppo_train`` on the full SmolLM2-135M (LoRA r=8 + value head), batch 8,
@@ -23,14 +26,15 @@ One run, real data: the first pairs of ``../shared/data/hh-rlhf/harmless-base-te
   steps; s/step from TRL's ``step_time``, the first step apart.
 
 Ratios printed: charter's reward loop vs TRL's RewardTrainer (pairs/s), PPO's s/step vs
-DPO's, and GRPO's vs PPO's (the same responses per step). No target is asserted. The 1-minute
-load average is printed before and after: on a 2-core machine anything else running skews
-every figure.
+DPO's, and GRPO's vs PPO's (the same responses per step), each when both ran. No target is
+asserted. The 1-minute load average is printed before and after: on a 2-core machine anything
+else running skews every figure.
 
 Run from the project root::
 
     .venv/bin/python bench/train.py                 # all five (several minutes)
     .venv/bin/python bench/train.py --pairs 64 --dpo-steps 3 --ppo-steps 3 --sft-steps 3 --grpo-steps 3
+    .venv/bin/python bench/train.py --only reward --repeats 3   # the reward model only
     .venv/bin/python bench/train.py --json train.json
 """
 
@@ -82,25 +86,30 @@ def hh_records(limit: int) -> list[dict[str, Any]]:
     return records
 
 
-def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
+REWARD_TARGET = 1.0
+"""charter's reward loop should train at least as many pairs/s as TRL's RewardTrainer."""
+
+
+def charter_reward_pairs_per_s(records: list[dict[str, Any]], config: Any) -> float:
+    from tasks.train.reward_model import train_reward_model
+
+    return train_reward_model(records, config, eval_records=[])[2].pairs_per_second
+
+
+def trl_reward_pairs_per_s(records: list[dict[str, Any]], config: Any) -> float:
     from trl import RewardConfig, RewardTrainer
 
     from datasets import Dataset
-    from tasks.train.reward_model import format_text, load_backbone, train_reward_model
-    from tasks.train.settings import RewardModelSettings
-
-    config = RewardModelSettings(batch_size=16, max_length=256, epochs=1)
-    _, _, history = train_reward_model(records, config, eval_records=[])
-    ours = history.pairs_per_second
+    from tasks.train.reward_batches import encode_pairs
+    from tasks.train.reward_metrics import PreferenceRecord
+    from tasks.train.reward_model import load_backbone
 
     model, tokenizer = load_backbone(config)
-
-    def ids(record: dict[str, Any], key: str) -> list[int]:
-        text = format_text(record["prompt"], record[key])
-        return tokenizer(text, truncation=True, max_length=config.max_length)["input_ids"]
-
+    encoded = encode_pairs(
+        tokenizer, [PreferenceRecord.model_validate(r) for r in records], config.max_length
+    )
     dataset = Dataset.from_list(
-        [{"chosen_ids": ids(r, "chosen"), "rejected_ids": ids(r, "rejected")} for r in records]
+        [{"chosen_ids": p.chosen_ids, "rejected_ids": p.rejected_ids} for p in encoded]
     )
     with tempfile.TemporaryDirectory() as output:
         args = RewardConfig(
@@ -119,8 +128,32 @@ def bench_reward(records: list[dict[str, Any]]) -> dict[str, Any]:
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         runtime = trainer.train().metrics["train_runtime"]
-    trl = len(records) / runtime
-    return {"pairs": len(records), "charter_pairs_per_s": ours, "trl_pairs_per_s": trl, "ratio": ours / trl}
+    return len(records) / runtime
+
+
+def bench_reward(records: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
+    """Both loops ``repeats`` times, alternating which runs first (so warm-up and drifting load
+    do not always favour the same one); the ratio is of the medians."""
+    from tasks.train.settings import RewardModelSettings
+
+    config = RewardModelSettings(batch_size=16, max_length=256, epochs=1)
+    runs: dict[str, list[float]] = {"charter": [], "trl": []}
+    measure = {"charter": charter_reward_pairs_per_s, "trl": trl_reward_pairs_per_s}
+    for repeat in range(repeats):
+        for name in ("charter", "trl") if repeat % 2 == 0 else ("trl", "charter"):
+            runs[name].append(measure[name](records, config))
+    ours, trl = statistics.median(runs["charter"]), statistics.median(runs["trl"])
+    return {
+        "pairs": len(records),
+        "repeats": repeats,
+        "charter_pairs_per_s": ours,
+        "trl_pairs_per_s": trl,
+        "charter_runs": runs["charter"],
+        "trl_runs": runs["trl"],
+        "ratio": ours / trl,
+        "target": REWARD_TARGET,
+        "pass": ours / trl >= REWARD_TARGET,
+    }
 
 
 def bench_dpo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
@@ -213,50 +246,85 @@ def bench_ppo(records: list[dict[str, Any]], steps: int) -> dict[str, Any]:
     }
 
 
+BENCHES = ("reward", "dpo", "sft", "ppo", "grpo")
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """One line per bench that ran; a ratio to another bench only when that one ran too."""
+    lines = []
+    if reward := report.get("reward"):
+        lines.append(
+            f"reward model (MiniLM, batch 16, 256 tokens, {reward['pairs']} pairs, median of "
+            f"{reward['repeats']}): charter loop {reward['charter_pairs_per_s']:.2f} pairs/s, "
+            f"baseline TRL RewardTrainer {reward['trl_pairs_per_s']:.2f} pairs/s: {reward['ratio']:.2f}x "
+            f"(target >= {reward['target']:.1f}x: {'PASS' if reward['pass'] else 'MISS'}); runs: charter "
+            + ", ".join(f"{x:.2f}" for x in reward["charter_runs"])
+            + "; TRL "
+            + ", ".join(f"{x:.2f}" for x in reward["trl_runs"])
+        )
+    dpo, sft, ppo, grpo = (report.get(k) for k in ("dpo", "sft", "ppo", "grpo"))
+    if dpo:
+        lines.append(
+            f"DPO (TRL, SmolLM2-135M LoRA r=8, batch 4, {dpo['steps']} steps): {dpo['s_per_step']:.2f} s/step"
+        )
+    if ppo:
+        vs_dpo = f"; {ppo['s_per_step'] / dpo['s_per_step']:.2f}x DPO's s/step" if dpo else ""
+        lines.append(
+            f"PPO (charter, SmolLM2-135M LoRA r=8 + value head, batch 8, 32 new tokens, "
+            f"{ppo['steps']} steps): {ppo['s_per_step']:.2f} s/step = rollout {ppo['rollout_s']:.2f} s "
+            f"+ update {ppo['update_s']:.2f} s (first step {ppo['first_step_s']:.2f} s){vs_dpo}"
+        )
+    if sft:
+        lines.append(
+            f"SFT (TRL, SmolLM2-135M LoRA r=8, batch 4, {sft['steps']} steps): {sft['s_per_step']:.2f} s/step"
+        )
+    if grpo:
+        vs_ppo = (
+            f"; {grpo['s_per_step'] / ppo['s_per_step']:.2f}x PPO's s/step for the same 8 responses a step"
+            if ppo
+            else ""
+        )
+        lines.append(
+            f"GRPO (TRL, SmolLM2-135M LoRA r=8, 2 prompts x 4 generations, 32 new tokens, "
+            f"{grpo['steps']} steps): {grpo['s_per_step']:.2f} s/step "
+            f"(first step {grpo['first_step_s']:.2f} s){vs_ppo}"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=128, help="reward-model training pairs (default 128)")
+    parser.add_argument("--repeats", type=int, default=1, help="reward-model runs of each loop (default 1)")
     parser.add_argument("--dpo-steps", type=int, default=4)
     parser.add_argument("--ppo-steps", type=int, default=4)
     parser.add_argument("--sft-steps", type=int, default=4)
     parser.add_argument("--grpo-steps", type=int, default=4)
+    parser.add_argument(
+        "--only", action="append", choices=BENCHES, help="run only this bench (repeatable; default: all)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
     if not DATA.is_file():
         print(f"missing {DATA}: ../shared must sit beside the project", file=sys.stderr)
         return 1
+    chosen = args.only or list(BENCHES)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     records = hh_records(max(args.pairs, args.dpo_steps * 4, args.sft_steps * 4))
-    report = {
-        "reward": bench_reward(records[: args.pairs]),
-        "dpo": bench_dpo(records, args.dpo_steps),
-        "sft": bench_sft(records, args.sft_steps),
-        "ppo": bench_ppo(records, args.ppo_steps),
-        "grpo": bench_grpo(records, args.grpo_steps),
-        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
-        "total_s": time.perf_counter() - started,
+    runners = {
+        "reward": lambda: bench_reward(records[: args.pairs], args.repeats),
+        "dpo": lambda: bench_dpo(records, args.dpo_steps),
+        "sft": lambda: bench_sft(records, args.sft_steps),
+        "ppo": lambda: bench_ppo(records, args.ppo_steps),
+        "grpo": lambda: bench_grpo(records, args.grpo_steps),
     }
-    reward, dpo, ppo, sft, grpo = (report[k] for k in ("reward", "dpo", "ppo", "sft", "grpo"))
+    report: dict[str, Any] = {name: runners[name]() for name in BENCHES if name in chosen}
+    report["load_average_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
+    report["total_s"] = time.perf_counter() - started
     print(f"charter training benchmark ({os.cpu_count()} CPUs), hh-rlhf pairs from {DATA.name}")
-    print(
-        f"reward model (MiniLM, batch 16, 256 tokens, {reward['pairs']} pairs): charter loop "
-        f"{reward['charter_pairs_per_s']:.1f} pairs/s, TRL RewardTrainer "
-        f"{reward['trl_pairs_per_s']:.1f} pairs/s ({reward['ratio']:.2f}x)"
-    )
-    print(f"DPO (TRL, SmolLM2-135M LoRA r=8, batch 4, {dpo['steps']} steps): {dpo['s_per_step']:.2f} s/step")
-    print(
-        f"PPO (charter, SmolLM2-135M LoRA r=8 + value head, batch 8, 32 new tokens, {ppo['steps']} steps): "
-        f"{ppo['s_per_step']:.2f} s/step = rollout {ppo['rollout_s']:.2f} s + update {ppo['update_s']:.2f} s "
-        f"(first step {ppo['first_step_s']:.2f} s); {ppo['s_per_step'] / dpo['s_per_step']:.2f}x DPO's s/step"
-    )
-    print(f"SFT (TRL, SmolLM2-135M LoRA r=8, batch 4, {sft['steps']} steps): {sft['s_per_step']:.2f} s/step")
-    print(
-        f"GRPO (TRL, SmolLM2-135M LoRA r=8, 2 prompts x 4 generations, 32 new tokens, "
-        f"{grpo['steps']} steps): "
-        f"{grpo['s_per_step']:.2f} s/step (first step {grpo['first_step_s']:.2f} s); "
-        f"{grpo['s_per_step'] / ppo['s_per_step']:.2f}x PPO's s/step for the same 8 responses a step"
-    )
+    for line in report_lines(report):
+        print(line)
     print(
         f"1-minute load average {load_before:.2f} before, {report['load_average_1m']['after']:.2f} after; "
         f"whole run {report['total_s']:.0f} s"

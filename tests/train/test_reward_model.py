@@ -301,7 +301,7 @@ def test_save_refuses_a_foreign_folder(tmp_path: Path) -> None:
 # --- integration: MiniLM on real hh-rlhf pairs --------------------------------------------
 
 
-def _hh_records(path: Path) -> list[dict[str, Any]]:
+def hh_records(path: Path) -> list[dict[str, Any]]:
     """hh-rlhf pairs as preference records: the human's choice is chosen, with target 1."""
     parsed = parse_label_file(path, "hh-rlhf")
     prompts = {p.prompt_id: p for p in parsed.prompts}
@@ -325,7 +325,7 @@ def _hh_records(path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.integration
 def test_minilm_learns_from_hh_rlhf_and_round_trips(hh_rlhf_sample: Path, tmp_path: Path) -> None:
-    records = _hh_records(hh_rlhf_sample)
+    records = hh_records(hh_rlhf_sample)
     train = records[:240]
     train_ids = {r["pair_id"] for r in train}
     held_out = [r for r in records[240:360] if r["pair_id"] not in train_ids]
