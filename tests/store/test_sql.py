@@ -91,6 +91,17 @@ def test_disagreement_bench_lists_split_pairs_most_split_first(audited: Store) -
     assert rows[1]["family"] == "booking"
 
 
+def test_disagreement_bench_lists_votes_by_annotator_name_with_the_texts_in_id_order(store: Store) -> None:
+    # By name 'bob' < 'bob-c' < 'bob2', though as text 'bob-c=' < 'bob2=' < 'bob=': the list is by name.
+    rows = [vote_label(7, "bob2", "tie"), vote_label(7, "bob", "first"), vote_label(7, "bob-c", "second")]
+    store.append("human_labels", rows, "r1")
+    [row] = records(store, "select * from disagreement_bench")
+    assert row["votes"] == "bob=first, bob-c=second, bob2=tie"
+    assert (row["annotators"], row["majority_share"]) == (3, pytest.approx(0.3333, abs=1e-4))
+    first, second = sorted(["Answer one to 7.", "Answer two to 7."], key=response_id)
+    assert (row["response_first"], row["response_second"]) == (first, second)
+
+
 def test_coverage_ledger_shows_unlabelled_families(audited: Store) -> None:
     rows = {(r["family"], r["source"]): r for r in records(audited, "select * from coverage_ledger")}
     assert rows[("booking", "human")]["coverage"] == 1.0
