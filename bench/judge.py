@@ -44,14 +44,20 @@ how often the two judges agree on the pairs decisive for both. ``VLLM_LOGGING_LE
 WARNING here, only to keep the report readable; the 1-minute load average is printed before and
 after, because on a 2-core machine anything else running skews every figure.
 
-Target (reported as PASS/MISS, never asserted): the logprob judge >= 10x the parse judge in
-comparisons/s.
+The prefill limit (vLLM only, ``judge_prefill``): after both judges, the engine reads the logprob
+judge's prompts once more with no cache read and no judging; the judge's pairs/s over
+prefill tokens/s / prompt tokens per pair says how close the judge runs to the engine's own
+prefill, and the judge's timed call reports how many prompt tokens the prefix cache served.
+
+Targets (reported as PASS/MISS, never asserted): the logprob judge >= 10x the parse judge in
+comparisons/s, and >= 0.8 of the prefill limit.
 
 Run from the project root::
 
     .venv/bin/python bench/judge.py                        # 64 pairs on vLLM (a few minutes)
     .venv/bin/python bench/judge.py --pairs 8 --backend hf # a quick run on transformers
     .venv/bin/python bench/judge.py --parse-tokens 16      # a shorter generated verdict
+    .venv/bin/python bench/judge.py --block-size 32        # finer prefix-cache blocks
     .venv/bin/python bench/judge.py --json judge.json      # also write the figures as JSON
 """
 
@@ -66,11 +72,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from machine import environment, write_figures  # bench/machine.py: this script's folder is on sys.path
+# bench/machine.py and bench/judge_prefill.py: this script's folder is on sys.path
+from judge_prefill import judge_prompt_ids, prefill_figures, print_prefill, recording_cache_hits
+from machine import environment, write_figures
 
 try:
     from tasks.backends.base import Backend, SamplingSettings
@@ -315,13 +324,13 @@ def mean_prompt_tokens(backend: Any, comparisons: Sequence[Comparison]) -> dict[
     return {"logprob": statistics.mean(logprob), "parse": statistics.mean(parse)}
 
 
-def open_judge_backend(kind: str, model: ResolvedModel) -> Backend:
+def open_judge_backend(kind: str, model: ResolvedModel, block_size: int | None) -> Backend:
     """Must run under ``if __name__ == "__main__":`` for vLLM: the engine spawns its worker process."""
     if kind == "vllm":
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         from tasks.backends.vllm_backend import VLLMBackend
 
-        return VLLMBackend(model)
+        return VLLMBackend(model, engine_args={"block_size": block_size} if block_size else None)
     from tasks.backends.hf import HFBackend
 
     return HFBackend(model)
@@ -333,18 +342,20 @@ def measure(
     comparisons: list[Comparison],
     constitution: Constitution,
     parse_tokens: int,
-) -> tuple[JudgeRun, JudgeRun, ParseVerdicts, Verdicts]:
-    """Warm-up, then the timed call, for the logprob judge and then for the parse judge."""
+) -> tuple[JudgeRun, JudgeRun, ParseVerdicts, Verdicts, dict[str, int]]:
+    """Warm-up, then the timed call, for the logprob judge and then for the parse judge; also the
+    logprob call's prefix-cache hits (vLLM)."""
     warm = comparisons[:WARMUP_PAIRS]
     logprob_warm_s, _ = timed(lambda: logprob_judge(backend, warm, constitution))
     forget_prefixes(backend)
-    logprob_s, logprob = timed(lambda: logprob_judge(backend, comparisons, constitution))
+    with recording_cache_hits(backend) if backend.name == "vllm" else nullcontext({}) as hits:
+        logprob_s, logprob = timed(lambda: logprob_judge(backend, comparisons, constitution))
     logprob_run = summarise("logprob", workload, logprob, logprob_s, logprob_warm_s)
     parse_warm_s, _ = timed(lambda: parse_judge(backend, warm, parse_tokens))
     forget_prefixes(backend)
     parse_s, parsed = timed(lambda: parse_judge(backend, comparisons, parse_tokens))
     parse_run = summarise("parse", workload, parsed, parse_s, parse_warm_s)
-    return logprob_run, parse_run, parsed, logprob
+    return logprob_run, parse_run, parsed, logprob, hits
 
 
 def judges_agreement(workload: Workload, logprob: Verdicts, parsed: Verdicts) -> dict[str, int]:
@@ -358,19 +369,23 @@ def judges_agreement(workload: Workload, logprob: Verdicts, parsed: Verdicts) ->
     return {"decisive_for_both": len(both), "agree": sum(1 for x, y in both if x == y)}
 
 
-def run(kind: str, count: int, parse_tokens: int) -> dict[str, Any]:
+def run(kind: str, count: int, parse_tokens: int, block_size: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     workload = load_workload(count)
     constitution = load_constitution(CONSTITUTION)
     resolve_s, model = timed(lambda: resolve_model(None))
-    load_s, backend = timed(lambda: open_judge_backend(kind, model))
+    load_s, backend = timed(lambda: open_judge_backend(kind, model, block_size))
     try:
         comparisons = plan_comparisons(workload.pairs, constitution, SETTINGS, backend.model_id, backend.name)
-        logprob_run, parse_run, parsed, logprob = measure(
+        logprob_run, parse_run, parsed, logprob, hits = measure(
             backend, workload, comparisons, constitution, parse_tokens
         )
         prompt_tokens = mean_prompt_tokens(backend, comparisons)
+        prefill = None
+        if kind == "vllm":
+            prompts = judge_prompt_ids(backend, comparisons, SETTINGS.template())
+            prefill = prefill_figures(backend, prompts, logprob_run.comparisons_per_s, hits)
     finally:
         backend.close()
         gc.collect()
@@ -411,6 +426,7 @@ def run(kind: str, count: int, parse_tokens: int) -> dict[str, Any]:
             ],
         },
         "agreement": judges_agreement(workload, logprob, parsed),
+        "prefill_limit": prefill,
         "ratio": ratio,
         "target": {"ratio": TARGET_RATIO, "pass": ratio >= TARGET_RATIO},
         "total_s": time.perf_counter() - started,
@@ -494,6 +510,7 @@ def print_report(report: dict[str, Any]) -> None:
         "and warm-up.\ndecisive: p_a != 0.5; agrees with human: of the decisive pairs; orders agree: both "
         "orders prefer the same response;\nfirst shown picked: of the orders that preferred a response."
     )
+    print_prefill(report["prefill_limit"])
     print("first parse outputs (A shown first):")
     for output in parse["outputs"][:4]:
         print(f"  [{output['verdict'] or 'FAILED'}] {_one_line(output['text'])}")
@@ -515,12 +532,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help=f"the parse judge generates up to K tokens per order (default {PARSE_TOKENS})",
     )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        metavar="T",
+        help="vLLM KV block size in tokens (the prefix cache's unit; default: the backend's)",
+    )
     args = parser.parse_args(argv)
     if args.pairs < WARMUP_PAIRS:
         parser.error(f"--pairs must be at least {WARMUP_PAIRS}")
     if args.parse_tokens < 1:
         parser.error("--parse-tokens must be at least 1")
-    report = run(args.backend, args.pairs, args.parse_tokens)
+    report = run(args.backend, args.pairs, args.parse_tokens, args.block_size)
     print_report(report)
     write_figures(report, args.json)
     return 0
