@@ -33,6 +33,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from audit import FAMILIES  # bench/audit.py: the same twelve synthetic families
+from audit_data import VOCABULARY  # and the same words
 
 from tasks.core.conversation import pair_id, response_id
 from tasks.core.hashing import content_id
@@ -54,13 +55,6 @@ BATCH_ROWS = 250_000
 INCONSISTENT_SHARE = 0.30
 HUMAN_PAIR_SHARE = 0.04
 IMPORTERS = tuple(f"importer-{i}" for i in range(6))
-VOCABULARY = (
-    "the model should answer clearly and cite its sources when the question needs facts "
-    "a careful reply explains each step checks the result and admits what it does not know "
-    "refuse harmful requests politely offer safer alternatives keep private data private "
-    "use plain language short sentences concrete examples and avoid needless jargon or hedging "
-    "consider the user's goal context constraints risks benefits and likely follow-up questions"
-)
 WORDS = np.array(VOCABULARY.split())
 JUDGE = {
     "judge_model": "smollm2-135m-instruct@b179c9523d0e",

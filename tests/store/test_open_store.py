@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.core.errors import CharterError, ReadOnlyQueryError
-from tasks.ingest.prompt_sets import prompt_record
 from tasks.store import open_store
 from tasks.store.notebook import StoreConnection
 from tasks.store.schema import TABLES
@@ -27,24 +25,6 @@ from tasks.store.store import Store
 from tests.conftest import PROJECT_ROOT, stored_files
 
 RUNAWAY = "select count(*) from range(100000000) a, range(100000000) b"
-
-
-@pytest.fixture
-def prompts_store(store: Store) -> Store:
-    """Three prompts: two in the booking family, one in privacy."""
-    families = {"Book a table?": "booking", "Book a room?": "booking", "Who lives here?": "privacy"}
-    rows = [prompt_record([{"role": "user", "content": q}], "set", f).row() for q, f in families.items()]
-    store.append("prompts", rows, "r0")
-    return store
-
-
-@pytest.fixture
-def session_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The temp dir that sessions make their catalog folders in, empty to start with."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def sessions(folder: Path) -> list[Path]:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,15 +25,6 @@ from tests.conftest import PROJECT_ROOT, run_charter
 RUNAWAY = "select count(*) from range(100000000) a, range(100000000) b"
 # Sorting 20M random keys needs some 300 MB: far more than 20 MB of memory and 20 MB of spill.
 GREEDY = "select max(x) from (select range as x from range(20000000) order by random())"
-
-
-@pytest.fixture
-def session_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The temp dir that sessions make their catalog folders in, empty to start with."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def linked_store(tmp_path: Path, link: str) -> tuple[Store, Path]:

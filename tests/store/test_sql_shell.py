@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ingest.prompt_sets import prompt_record
 from tasks.store.schema import TABLES
 from tasks.store.sql import QueryInterrupted, QueryResult, readonly_connection
 from tasks.store.sql_settings import SqlSettings
@@ -39,15 +38,6 @@ REFUSED_INSERT = (
     "charter sql is read-only: INSERT statements are refused; "
     "only SELECT queries run (the store is changed only by charter's own commands)"
 )
-
-
-@pytest.fixture
-def prompts_store(store: Store) -> Store:
-    """Three prompts: two in the booking family, one in privacy."""
-    families = {"Book a table?": "booking", "Book a room?": "booking", "Who lives here?": "privacy"}
-    rows = [prompt_record([{"role": "user", "content": q}], "set", f).row() for q, f in families.items()]
-    store.append("prompts", rows, "r0")
-    return store
 
 
 class Recorded:

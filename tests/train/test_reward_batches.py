@@ -27,7 +27,6 @@ from tasks.train.reward_model import (
 )
 from tasks.train.settings import RewardModelSettings
 from tests.train.test_reward_model import hh_records
-from tests.train.tiny_models import tiny_bert
 
 
 @pytest.fixture(scope="module")
@@ -180,15 +179,6 @@ def test_padded_batch_loss_and_gradients_equal_unpadded_pairs_one_at_a_time(
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(padded_grads[name], parameter.grad, atol=1e-5, rtol=0, msg=name)
     model.zero_grad()
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    model, tokenizer = tiny_bert(seed=0)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def test_held_out_metrics_are_deterministic_for_a_seed(tiny_backbone: str, hh_rlhf_sample: Path) -> None:

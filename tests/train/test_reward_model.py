@@ -28,7 +28,6 @@ from tasks.train.reward_model import (
     train_reward_model,
 )
 from tasks.train.settings import RewardModelSettings
-from tests.train.tiny_models import tiny_bert
 
 
 def _loss(margins: list[float], targets: list[float], weights: list[float] | None = None) -> float:
@@ -212,16 +211,6 @@ def test_text_format_ends_with_the_response() -> None:
 
 
 # --- training loop on a tiny random encoder (no pretrained weights) -----------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 1-layer, 32-wide BERT with MiniLM's tokenizer, saved as a model folder: seconds to train."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    model, tokenizer = tiny_bert(seed=0)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def test_training_loop_holds_out_skips_zero_weights_and_logs_steps(tiny_backbone: str) -> None:
