@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import weakref
 from pathlib import Path
 from types import TracebackType
@@ -27,9 +26,9 @@ import duckdb
 import pyarrow as pa
 
 from tasks.core.errors import CharterError
-from tasks.store.sql import check_read_only, readonly_connection
+from tasks.store.sql import check_read_only, interrupt_after, interrupting, readonly_connection
 from tasks.store.sql_settings import SqlSettings
-from tasks.store.sql_shell import TABLES_QUERY, columns_query, interrupting
+from tasks.store.sql_shell import TABLES_QUERY, columns_query
 from tasks.store.store import Store
 
 
@@ -100,27 +99,19 @@ class StoreConnection:
     def _rows(self, query: str) -> pa.Table:
         """The query's rows; the timeout stops it, and so does SIGINT (a notebook's interrupt),
         which then raises KeyboardInterrupt."""
-        timed_out = threading.Event()
-
-        def stop() -> None:
-            timed_out.set()
-            self._con.interrupt()
-
-        timer = threading.Timer(self.settings.timeout, stop)
-        timer.daemon = True
-        with interrupting(self._con, (signal.SIGINT,)) as received:
-            timer.start()
+        with (
+            interrupting((signal.SIGINT,), self._con) as interrupts,
+            interrupt_after(self._con, self.settings.timeout) as timed_out,
+        ):
             try:
                 rows = self._con.sql(query).to_arrow_table()
             except duckdb.InterruptException:
-                if received:
+                if interrupts.received:
                     raise KeyboardInterrupt from None
                 if timed_out.is_set():
                     raise CharterError(f"query stopped after {self.settings.timeout:g} s (timeout)") from None
                 raise
-            finally:
-                timer.cancel()
-        if received:
+        if interrupts.received:
             raise KeyboardInterrupt
         return rows
 

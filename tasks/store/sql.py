@@ -31,7 +31,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +125,10 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         )
 
 
-def execute(con: duckdb.DuckDBPyConnection, query: str, timeout: float | None = None) -> QueryResult:
-    """Run one query on a :func:`readonly_connection` after the read-only check; with ``timeout``,
-    a timer thread interrupts it after that many seconds (DuckDB stops within ~0.1 s)."""
-    check_read_only(con, query)
+@contextlib.contextmanager
+def interrupt_after(con: duckdb.DuckDBPyConnection, timeout: float | None) -> Iterator[threading.Event]:
+    """Interrupt ``con``'s query after ``timeout`` seconds (None: never) from a timer thread
+    (DuckDB stops within ~0.1 s); the event yielded says whether the timer did it."""
     timed_out = threading.Event()
 
     def stop() -> None:
@@ -136,30 +136,39 @@ def execute(con: duckdb.DuckDBPyConnection, query: str, timeout: float | None = 
         con.interrupt()
 
     timer = threading.Timer(timeout, stop) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
-        relation = con.sql(query)
-        return QueryResult(list(relation.columns), relation.fetchall())
-    except duckdb.InterruptException:
-        if timed_out.is_set():
-            raise CharterError(f"query stopped after {timeout:g} s (--timeout)") from None
-        raise CharterError("query interrupted") from None
-    except duckdb.OutOfMemoryException:
-        limit = con.sql("select current_setting('memory_limit')").fetchall()[0][0]
-        raise CharterError(
-            f"query needs more than {limit} of memory (--memory-limit; as much again may spill to disk)"
-        ) from None
-    except duckdb.PermissionException as exc:
-        raise ReadOnlyQueryError(
-            f"charter sql is read-only and sees only the store's tables: {exc}"
-        ) from None
-    except duckdb.Error as exc:
-        raise CharterError(f"query failed: {exc}") from None
+        yield timed_out
     finally:
         if timer is not None:
             timer.cancel()
+
+
+def execute(con: duckdb.DuckDBPyConnection, query: str, timeout: float | None = None) -> QueryResult:
+    """Run one query on a :func:`readonly_connection` after the read-only check, within ``timeout``
+    seconds (:func:`interrupt_after`)."""
+    check_read_only(con, query)
+    with interrupt_after(con, timeout) as timed_out:
+        try:
+            relation = con.sql(query)
+            return QueryResult(list(relation.columns), relation.fetchall())
+        except duckdb.InterruptException:
+            if timed_out.is_set():
+                raise CharterError(f"query stopped after {timeout:g} s (--timeout)") from None
+            raise CharterError("query interrupted") from None
+        except duckdb.OutOfMemoryException:
+            limit = con.sql("select current_setting('memory_limit')").fetchall()[0][0]
+            raise CharterError(
+                f"query needs more than {limit} of memory (--memory-limit; as much again may spill to disk)"
+            ) from None
+        except duckdb.PermissionException as exc:
+            raise ReadOnlyQueryError(
+                f"charter sql is read-only and sees only the store's tables: {exc}"
+            ) from None
+        except duckdb.Error as exc:
+            raise CharterError(f"query failed: {exc}") from None
 
 
 def run_query(store: Store, query: str) -> QueryResult:
@@ -176,43 +185,53 @@ class QueryInterrupted(CharterError):
         super().__init__(f"interrupted ({signal.Signals(signum).name})")
 
 
-class _SignalInterrupts:
-    """The SIGINT and SIGTERM handler of a session: it interrupts the session's query.
+@contextlib.contextmanager
+def handling_signals(signums: tuple[int, ...], handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for these signals while the block runs (Python sets handlers only in the main
+    thread; elsewhere, a server's request say, the signals keep theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+class Interrupts:
+    """A session's signal handler: each signal interrupts ``connection``'s query and is listed.
 
     Raising from the handler is not enough: DuckDB runs Python's handlers while it executes
     but holds back what they raise until the query ends (a runaway query: never). Its
-    ``interrupt()`` stops the query at once; the signal is remembered and raised after.
+    ``interrupt()`` stops the query at once; the caller raises (or not) after, from ``received``.
     """
 
-    def __init__(self) -> None:
-        self.connection: duckdb.DuckDBPyConnection | None = None
-        self.signum: int | None = None
+    def __init__(self, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.connection = connection  # None until there is one: a signal is then only listed
+        self.received: list[int] = []
 
     def __call__(self, signum: int, frame: object) -> None:
-        self.signum = signum
+        self.received.append(signum)
         if self.connection is not None:
             with contextlib.suppress(duckdb.Error):  # a connection already closed: nothing runs
                 self.connection.interrupt()
 
     def raise_if_received(self) -> None:
-        if self.signum is not None:
-            raise QueryInterrupted(self.signum)
+        if self.received:
+            raise QueryInterrupted(self.received[-1])
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[_SignalInterrupts]:
-    """SIGINT and SIGTERM interrupt the session while it lasts (Python handles signals only in
-    the main thread; elsewhere, a server's request say, they keep their handlers)."""
-    handler = _SignalInterrupts()
-    if threading.current_thread() is not threading.main_thread():
-        yield handler
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield handler
-    finally:
-        for signum, before in previous.items():
-            signal.signal(signum, before)
+def interrupting(
+    signums: tuple[int, ...], connection: duckdb.DuckDBPyConnection | None = None
+) -> Iterator[Interrupts]:
+    """While the block runs, these signals interrupt the query of ``connection`` (or of the one
+    set on the :class:`Interrupts` later) and are listed, not raised."""
+    interrupts = Interrupts(connection)
+    with handling_signals(signums, interrupts):
+        yield interrupts
 
 
 def run_bounded_query(store: Store, query: str, settings: SqlSettings) -> QueryResult:
@@ -222,7 +241,7 @@ def run_bounded_query(store: Store, query: str, settings: SqlSettings) -> QueryR
     DuckDB's traceback, or a SIGTERM that leaves the catalog folder behind), after the
     session's folder is removed.
     """
-    with _signals_interrupt() as signals:
+    with interrupting((signal.SIGINT, signal.SIGTERM)) as signals:
         try:
             with readonly_connection(store, settings) as con:
                 signals.connection = con

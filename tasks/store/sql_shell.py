@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,14 @@ import duckdb
 
 from tasks.core.cache import cache_root
 from tasks.core.errors import CharterError
-from tasks.store.sql import QueryInterrupted, QueryResult, execute, readonly_connection
+from tasks.store.sql import (
+    QueryInterrupted,
+    QueryResult,
+    execute,
+    handling_signals,
+    interrupting,
+    readonly_connection,
+)
 from tasks.store.sql_catalog import quote
 from tasks.store.sql_settings import SqlSettings
 from tasks.store.store import Store
@@ -109,36 +115,6 @@ class ShellOutput:
     result: Callable[[QueryResult], None]
     text: Callable[[str], None]
     error: Callable[[str], None]
-
-
-@contextlib.contextmanager
-def _handling(signums: tuple[int, ...], handler: Callable[[int, object], None]) -> Iterator[None]:
-    """``handler`` for these signals while the block runs (Python sets handlers only in the main
-    thread; elsewhere the signals keep theirs)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, before in previous.items():
-            signal.signal(signum, before)
-
-
-@contextlib.contextmanager
-def interrupting(con: duckdb.DuckDBPyConnection, signums: tuple[int, ...]) -> Iterator[list[int]]:
-    """While the block runs, these signals interrupt ``con``'s query and are listed, not raised:
-    DuckDB holds back what a handler raises until the query ends, but ``interrupt()`` stops it."""
-    received: list[int] = []
-
-    def interrupt(signum: int, frame: object) -> None:
-        received.append(signum)
-        with contextlib.suppress(duckdb.Error):  # a connection already closed: nothing runs
-            con.interrupt()
-
-    with _handling(signums, interrupt):
-        yield received
 
 
 class SqlShell:
@@ -234,12 +210,12 @@ class SqlShell:
         """The query's result, or None once its error is printed; a signal that must end the
         session (SIGTERM; with stdin piped, SIGINT too) raises :class:`QueryInterrupted`."""
         result, error = None, None
-        with interrupting(self.con, (signal.SIGINT, signal.SIGTERM)) as received:
+        with interrupting((signal.SIGINT, signal.SIGTERM), self.con) as interrupts:
             try:
                 result = execute(self.con, query, self.timeout)
             except CharterError as exc:
                 error = str(exc)
-        for signum in received:
+        for signum in interrupts.received:
             if signum == signal.SIGTERM or not self.interactive:
                 raise QueryInterrupted(signum)
         if error is not None:
@@ -292,7 +268,7 @@ def run_session(store: Store, settings: SqlSettings, output: ShellOutput, stdin:
     stdin = stdin or sys.stdin
     interactive = stdin.isatty()
     try:
-        with _handling((signal.SIGTERM,), _end_session), readonly_connection(store, settings) as con:
+        with handling_signals((signal.SIGTERM,), _end_session), readonly_connection(store, settings) as con:
             shell = SqlShell(con, output, timeout=settings.timeout, interactive=interactive)
             if interactive:
                 with line_editing(cache_root() / HISTORY_FILE) as read_line:
